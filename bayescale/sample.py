@@ -1,0 +1,240 @@
+"""Inference: run NUTS on a built model and compute its convergence diagnostics.
+
+nutpie is the default sampler; PyMC's own NUTS and numpyro are selectable. Every
+fit records the largest r-hat, the smallest bulk and tail ESS, the number of
+divergences, the smallest BFMI and the sampling and wall times, and says which
+of them failed its threshold.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayescale.errors import BayescaleError, ConvergenceWarning
+
+if TYPE_CHECKING:
+    import pymc as pm
+    import xarray as xr
+
+#: Thresholds a fit must meet (Vehtari et al. 2021 for r-hat and ESS; BFMI after Betancourt).
+MAX_R_HAT = 1.01
+MIN_ESS = 400
+MIN_BFMI = 0.3
+
+
+@dataclass
+class Diagnostics:
+    """Convergence diagnostics of one fit.
+
+    Attributes
+    ----------
+    max_r_hat, min_ess_bulk, min_ess_tail : float
+        Worst rank-normalised split r-hat and bulk/tail effective sample sizes over
+        every scalar element of every posterior variable.
+    divergences : int
+        Post-warm-up divergent transitions.
+    min_bfmi : float
+        Smallest Bayesian fraction of missing information over chains.
+    sampling_seconds, wall_seconds : float
+        Time spent drawing samples, and the whole fit including model compilation.
+    sampler, chains, draws, tune : str, int
+        How the fit was run.
+    worst : dict
+        Which variable had the worst r-hat and ESS.
+    """
+
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    divergences: int
+    min_bfmi: float
+    sampling_seconds: float
+    wall_seconds: float
+    sampler: str
+    chains: int
+    draws: int
+    tune: int
+    worst: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[str]:
+        """Human-readable list of failed checks (empty when all pass)."""
+        out = []
+        if not np.isfinite(self.max_r_hat) or self.max_r_hat > MAX_R_HAT:
+            out.append(f"max r-hat {self.max_r_hat:.3f} > {MAX_R_HAT} "
+                       f"({self.worst.get('r_hat', '?')})")
+        if not np.isfinite(self.min_ess_bulk) or self.min_ess_bulk < MIN_ESS:
+            out.append(f"min bulk ESS {self.min_ess_bulk:.0f} < {MIN_ESS} "
+                       f"({self.worst.get('ess_bulk', '?')})")
+        if not np.isfinite(self.min_ess_tail) or self.min_ess_tail < MIN_ESS:
+            out.append(f"min tail ESS {self.min_ess_tail:.0f} < {MIN_ESS} "
+                       f"({self.worst.get('ess_tail', '?')})")
+        if self.divergences > 0:
+            out.append(f"{self.divergences} divergent transitions")
+        if np.isfinite(self.min_bfmi) and self.min_bfmi < MIN_BFMI:
+            out.append(f"min BFMI {self.min_bfmi:.2f} < {MIN_BFMI}")
+        return out
+
+    @property
+    def passed(self) -> bool:
+        """Whether every diagnostic meets its threshold."""
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (the ``diagnostics.json`` contract plus extras)."""
+        out = asdict(self)
+        out["passed"] = self.passed
+        out["failures"] = self.failures
+        out["thresholds"] = {"max_r_hat": MAX_R_HAT, "min_ess": MIN_ESS, "min_bfmi": MIN_BFMI,
+                             "divergences": 0}
+        return out
+
+    def describe(self) -> str:
+        """One-paragraph text summary."""
+        status = "all checks passed" if self.passed else "FAILED: " + "; ".join(self.failures)
+        return (f"{self.sampler}, {self.chains} chains x {self.draws} draws "
+                f"(+{self.tune} tune): max r-hat {self.max_r_hat:.3f}, min ESS bulk "
+                f"{self.min_ess_bulk:.0f} / tail {self.min_ess_tail:.0f}, "
+                f"{self.divergences} divergences, min BFMI {self.min_bfmi:.2f}; sampling "
+                f"{self.sampling_seconds:.1f} s, wall {self.wall_seconds:.1f} s; {status}")
+
+
+def run_sampler(
+    model: pm.Model,
+    *,
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    target_accept: float = 0.9,
+    seed: int = 0,
+    progressbar: bool = False,
+    initvals: dict | None = None,
+) -> xr.DataTree:
+    """Draw from the posterior of ``model`` with NUTS.
+
+    Parameters
+    ----------
+    model : pm.Model
+        The model to sample.
+    sampler : {"nutpie", "pymc", "numpyro"}
+        NUTS implementation.
+    draws, tune, chains : int
+        Post-warm-up draws per chain, warm-up steps, chains.
+    target_accept : float
+        Target acceptance rate of step-size adaptation.
+    seed : int
+        Random seed; the same seed gives identical draws.
+    progressbar : bool
+        Show the sampler's progress bar.
+    initvals : dict, optional
+        Starting values (on the constrained scale) by variable name.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior``, ``sample_stats``, ``observed_data`` (and ``constant_data``).
+    """
+    import pymc as pm
+
+    if sampler == "numpyro":
+        try:
+            import numpyro  # noqa: F401
+        except ImportError:
+            raise BayescaleError(
+                "sampler 'numpyro' needs numpyro and jax: pip install 'bayescale[numpyro]'"
+            ) from None
+    kwargs: dict[str, Any] = {"nuts": {"target_accept": target_accept}}
+    if sampler == "pymc":
+        kwargs["cores"] = min(chains, os.cpu_count() or 1)
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(r_hat|effective sample|divergen).*")
+        tree = pm.sample(
+            draws=draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler=sampler,
+            progressbar=progressbar, initvals=initvals, compute_convergence_checks=False,
+            **kwargs,
+        )
+    return tree
+
+
+def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
+                        tune: int) -> Diagnostics:
+    """Compute the convergence diagnostics of a sampled posterior.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Output of :func:`run_sampler`.
+    sampler : str
+        Which sampler produced it.
+    wall_seconds : float
+        Wall time of the whole fit.
+    tune : int
+        Warm-up steps used.
+    """
+    import arviz as az
+
+    post = tree["posterior"].dataset
+    rhat = _as_dataset(az.rhat(tree))
+    ess_bulk = _as_dataset(az.ess(tree, method="bulk"))
+    ess_tail = _as_dataset(az.ess(tree, method="tail"))
+    worst: dict[str, str] = {}
+    max_rhat, worst["r_hat"] = _extreme(rhat, max)
+    min_bulk, worst["ess_bulk"] = _extreme(ess_bulk, min)
+    min_tail, worst["ess_tail"] = _extreme(ess_tail, min)
+    stats = tree["sample_stats"].dataset
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    try:
+        bfmi = float(np.min(_as_dataset(az.bfmi(tree))["energy"].values))
+    except (KeyError, ValueError, TypeError):
+        bfmi = float("nan")
+    sampling = float(post.attrs.get("sampling_time", np.nan))
+    return Diagnostics(
+        max_r_hat=max_rhat, min_ess_bulk=min_bulk, min_ess_tail=min_tail,
+        divergences=divergences, min_bfmi=bfmi, sampling_seconds=sampling,
+        wall_seconds=float(wall_seconds), sampler=sampler, chains=int(post.sizes["chain"]),
+        draws=int(post.sizes["draw"]), tune=int(tune), worst=worst,
+    )
+
+
+def warn_if_failed(diagnostics: Diagnostics, *, what: str = "fit") -> None:
+    """Issue a :class:`ConvergenceWarning` naming every failed diagnostic."""
+    if not diagnostics.passed:
+        warnings.warn(f"{what} failed convergence checks: " + "; ".join(diagnostics.failures),
+                      ConvergenceWarning, stacklevel=2)
+
+
+def _as_dataset(obj):
+    """ArviZ returns DataTree or Dataset depending on input; always give a Dataset."""
+    if hasattr(obj, "dataset"):
+        return obj.dataset
+    return obj
+
+
+def _extreme(ds, pick) -> tuple[float, str]:
+    """Return the max or min over every element of every variable, and where it is."""
+    best_val, best_name = None, ""
+    for name, da in ds.data_vars.items():
+        values = np.asarray(da.values, dtype=float)
+        if values.size == 0:
+            continue
+        flat_idx = int(np.nanargmax(values) if pick is max else np.nanargmin(values)) \
+            if np.isfinite(values).any() else 0
+        val = float(values.reshape(-1)[flat_idx])
+        if best_val is None or (pick is max and val > best_val) or \
+                (pick is min and val < best_val) or not np.isfinite(val):
+            label = name
+            if da.ndim:
+                idx = np.unravel_index(flat_idx, values.shape)
+                parts = [str(da[dim].values[i]) if dim in da.coords else str(i)
+                         for dim, i in zip(da.dims, idx, strict=True)]
+                label = f"{name}[{','.join(parts)}]"
+            best_val, best_name = val, label
+            if not np.isfinite(val):
+                break
+    return (float("nan") if best_val is None else best_val), best_name
