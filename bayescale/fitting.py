@@ -38,7 +38,7 @@ def resolve_data(data: Any, *, kind_data: str):
     """
     from bayescale import datasets
 
-    table = data if hasattr(data, "kind") and hasattr(data, "table") else datasets.resolve(data)
+    table = datasets.resolve(data, kind=kind_data)
     if table.kind != kind_data:
         wanted = "loss runs" if kind_data == "loss" else "benchmark evaluations"
         raise DataError(f"this model fits {wanted} but the data are "
@@ -106,6 +106,7 @@ def fit(
         model, sampler=settings["backend"], draws=settings["draws"], tune=settings["tune"],
         chains=settings["chains"], target_accept=settings["target_accept"],
         seed=settings["seed"], progressbar=progressbar, initvals=initvals,
+        adaptation=settings["adaptation"],
     )
     diagnostics = compute_diagnostics(tree, sampler=settings["backend"],
                                       wall_seconds=time.perf_counter() - start,

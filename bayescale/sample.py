@@ -115,6 +115,7 @@ def run_sampler(
     seed: int = 0,
     progressbar: bool = False,
     initvals: dict | None = None,
+    adaptation: str = "low_rank",
 ) -> xr.DataTree:
     """Draw from the posterior of ``model`` with NUTS.
 
@@ -134,6 +135,8 @@ def run_sampler(
         Show the sampler's progress bar.
     initvals : dict, optional
         Starting values (on the constrained scale) by variable name.
+    adaptation : {"low_rank", "diag", "draw_diag"}
+        nutpie's mass-matrix adaptation (ignored by the other samplers).
 
     Returns
     -------
@@ -150,6 +153,8 @@ def run_sampler(
                 "sampler 'numpyro' needs numpyro and jax: pip install 'bayescale[numpyro]'"
             ) from None
     kwargs: dict[str, Any] = {"nuts": {"target_accept": target_accept}}
+    if sampler == "nutpie":
+        kwargs["nuts"]["adaptation"] = adaptation
     if sampler == "pymc":
         kwargs["cores"] = min(chains, os.cpu_count() or 1)
     with model, warnings.catch_warnings():

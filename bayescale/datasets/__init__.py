@@ -31,7 +31,9 @@ from bayescale.data import (
     _bench_from_wide,
     _from_frame,
     _loss_from_raw,
+    read_benchmark_evals,
     read_data,
+    read_loss_runs,
 )
 from bayescale.errors import DataError
 
@@ -593,6 +595,8 @@ def list_datasets() -> pd.DataFrame:
 
 def resolve(
     data: str | os.PathLike | pd.DataFrame | LossRuns | BenchmarkEvals,
+    *,
+    kind: str | None = None,
 ) -> LossRuns | BenchmarkEvals:
     """Turn a shipped dataset name, a file path or a DataFrame into a canonical table.
 
@@ -602,6 +606,9 @@ def resolve(
         A name from :data:`NAMES`, a ``.csv``/``.parquet`` file or a DataFrame in
         one of the canonical layouts (see :func:`bayescale.data.read_data`); a
         canonical table is returned as is.
+    kind : {"loss", "benchmark"}, optional
+        Which canonical table a file or DataFrame must be. With it, a table that
+        lacks a required column is reported as such (instead of as unrecognisable).
 
     Returns
     -------
@@ -621,4 +628,8 @@ def resolve(
         raise DataError(
             f"{str(data)!r} is neither a shipped dataset ({', '.join(NAMES)}) nor an existing file"
         )
+    if kind == "loss" and isinstance(data, (str, os.PathLike, pd.DataFrame)):
+        return read_loss_runs(data)
+    if kind == "benchmark" and isinstance(data, (str, os.PathLike, pd.DataFrame)):
+        return read_benchmark_evals(data)
     return read_data(data)
