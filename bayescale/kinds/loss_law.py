@@ -111,6 +111,7 @@ class LossLawKind:
     name = "loss-law"
     data_kind = "loss"
     observed_name = "log_loss"
+    observed_data_name = "log_loss_data"
 
     # ------------------------------------------------------------------ spec
     def validate_spec(self, spec: ModelSpec) -> None:
@@ -288,7 +289,10 @@ class LossLawKind:
         family_index = pd.Categorical(table["family"], categories=coords["family"]).codes
         with pm.Model(coords=coords) as model:
             mu = self._graph(spec, table, family_index, new_families=0)
-            self._likelihood(spec, mu, np.log(table["loss"].to_numpy(float)), "obs")
+            # observations as data, so a compiled model can be refit to simulated data sets
+            observed = pm.Data(self.observed_data_name, np.log(table["loss"].to_numpy(float)),
+                               dims="obs")
+            self._likelihood(spec, mu, observed, "obs")
         return model
 
     def build_predictive(self, spec: ModelSpec, families: list[str], rows: pd.DataFrame):

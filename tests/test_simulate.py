@@ -1,0 +1,49 @@
+"""Simulation from specs, parameter recovery and SBC on the loss-law kind."""
+
+import numpy as np
+import pytest
+
+from bayescale import datasets
+from bayescale.simulate import parameter_recovery, sbc, simulate
+
+
+@pytest.fixture(scope="module")
+def design():
+    return datasets.load("chinchilla").table
+
+
+def test_simulations_are_reproducible_and_follow_the_truth(design):
+    a = simulate("chinchilla", design, n=2, seed=4)
+    b = simulate("chinchilla", design, n=2, seed=4)
+    np.testing.assert_array_equal(a[0].observed, b[0].observed)
+    assert not np.array_equal(a[0].observed, a[1].observed)
+    sim = a[0]
+    t = sim.truth
+    law = t["E"] + t["A"] / design["params"] ** t["alpha"] + t["B"] / design["tokens"] ** t["beta"]
+    # the simulated log-losses scatter around the true law with the true noise scale
+    resid = sim.observed - np.log(law.to_numpy())
+    assert abs(np.median(resid)) < 3 * t["sigma"]
+    assert set(sim.table.columns) == set(design.columns)
+    np.testing.assert_allclose(np.log(sim.table["loss"]), sim.observed)
+
+
+@pytest.mark.slow
+def test_parameter_recovery_covers_the_truth(design):
+    result = parameter_recovery("chinchilla", design, n_simulations=4, seed=7, draws=400,
+                                tune=400, chains=2, progressbar=False)
+    assert len(result) == 4 * 7
+    assert set(result["parameter"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu"}
+    assert (result["lower"] <= result["median"]).all()
+    assert (result["median"] <= result["upper"]).all()
+    assert result["inside"].mean() >= 0.6
+
+
+@pytest.mark.slow
+def test_sbc_ranks_and_uniformity_test(design):
+    result = sbc("kaplan-n", design, n_simulations=10, seed=3, n_ranks=20, bins=4,
+                 draws=200, tune=300, chains=2, progressbar=False)
+    assert result.ranks["rank"].between(0, 19).all()
+    assert len(result.ranks) == 10 * 5
+    assert set(result.tests["parameter"]) == {"E", "A", "alpha", "sigma", "nu"}
+    assert result.tests["p_value"].between(0, 1).all()
+    assert result.passed(alpha=0.001)
