@@ -9,6 +9,7 @@ of them failed its threshold.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -152,9 +153,11 @@ def run_sampler(
             raise BayescaleError(
                 "sampler 'numpyro' needs numpyro and jax: pip install 'bayescale[numpyro]'"
             ) from None
-    kwargs: dict[str, Any] = {"nuts": {"target_accept": target_accept}}
     if sampler == "nutpie":
-        kwargs["nuts"]["adaptation"] = adaptation
+        return _run_nutpie(model, draws=draws, tune=tune, chains=chains,
+                           target_accept=target_accept, seed=seed, progressbar=progressbar,
+                           initvals=initvals, adaptation=adaptation)
+    kwargs: dict[str, Any] = {"nuts": {"target_accept": target_accept}}
     if sampler == "pymc":
         kwargs["cores"] = min(chains, os.cpu_count() or 1)
     with model, warnings.catch_warnings():
@@ -165,6 +168,41 @@ def run_sampler(
             **kwargs,
         )
     return tree
+
+
+def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_accept: float,
+                seed: int, progressbar: bool, initvals: dict | None,
+                adaptation: str) -> xr.DataTree:
+    """Sample with nutpie in the background so that Ctrl-C and SIGTERM abort the chains.
+
+    nutpie's blocking call keeps sampling through a KeyboardInterrupt and returns the
+    draws so far; a fit must instead stop and leave nothing behind.
+    """
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+
+    compiled = nutpie.compile_pymc_model(model, initial_points=initvals)
+    start = time.perf_counter()
+    background = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                               target_accept=target_accept, adaptation=adaptation,
+                               progress_bar=progressbar, blocking=False, save_warmup=False)
+    try:
+        while not _finished(background):
+            time.sleep(0.05)
+    except BaseException:
+        background.cancel()
+        raise
+    tree = background.wait()
+    patch_nutpie_idata(tree, model, sampling_time=time.perf_counter() - start)
+    return tree
+
+
+def _finished(background) -> bool:
+    """Whether a background nutpie sampler is done (a busy sampler may time out the query)."""
+    try:
+        return bool(background.is_finished)
+    except TimeoutError:
+        return False
 
 
 def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
