@@ -122,3 +122,15 @@ def test_unseen_family_prediction_is_wider(hierarchical_posterior):
 def test_optimal_for_unknown_family_is_a_clear_error(hierarchical_posterior):
     with pytest.raises(DataError, match="unknown family 'nope'"):
         optimal_allocation(hierarchical_posterior, [1e21], family="nope")
+
+
+@pytest.mark.filterwarnings("ignore::bayescale.errors.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("sampler", ["pymc", "numpyro"])
+def test_other_samplers_are_selectable(sampler):
+    design = pd.DataFrame({"params": np.geomspace(1e7, 1e9, 12)})
+    design["tokens"] = 20 * design["params"]
+    design["loss"] = 1.8 + 400 / design["params"] ** 0.34 + 0.002 * np.sin(np.arange(12))
+    post = fit("kaplan-n", design, draws=50, tune=100, chains=2, seed=1, sampler=sampler)
+    assert post.diagnostics.sampler == sampler
+    assert post.posterior.sizes["draw"] == 50 and post.posterior.sizes["chain"] == 2
