@@ -221,6 +221,32 @@ class Posterior:
                 })
         return pd.DataFrame(rows)
 
+    # ---------------------------------------------------------------- model comparison
+    def log_likelihood(self) -> xr.Dataset:
+        """Pointwise log likelihood of the training data, dims ``(chain, draw, ...)``.
+
+        The fit model is rebuilt from the stored spec and training table (the same
+        code that was fit), so nothing extra has to be stored at fit time. A kind may
+        define its own ``log_likelihood(posterior)`` (e.g. grouping cells by model).
+        """
+        import pymc as pm
+
+        kind = self.kind
+        if hasattr(kind, "log_likelihood"):
+            return kind.log_likelihood(self)
+        model = kind.build(self.spec, self.fit_table)
+        out = pm.compute_log_likelihood(self.tree, model=model, extend_inferencedata=False,
+                                        progressbar=False)
+        return out["log_likelihood"].dataset if hasattr(out, "children") else out
+
+    def loo(self):
+        """PSIS-LOO (``arviz.loo``) of the training data, with Pareto-k diagnostics."""
+        import arviz as az
+
+        ll = self.log_likelihood()
+        tree = xr.DataTree.from_dict({"posterior": self.posterior, "log_likelihood": ll})
+        return az.loo(tree, var_name=next(iter(ll.data_vars)))
+
     # ---------------------------------------------------------------- I/O
     def save(self, path: str | os.PathLike) -> Path:
         """Write the posterior to netCDF atomically (temporary file, then rename)."""
