@@ -236,3 +236,22 @@ def test_optimal_on_chinchilla(chinchilla_run_dir, capsys, tmp_path):
     code, _, err = run_cli(capsys, "optimal", chinchilla_run_dir, "--flops", "1e21", "--family",
                            "gopher")
     assert_user_error(code, err, "unknown family 'gopher'")
+
+
+@pytest.mark.slow
+def test_strict_fit_that_fails_diagnostics_exits_3_and_writes_nothing(tmp_path, capsys):
+    data = tmp_path / "runs.csv"
+    data.write_text(GOOD_LOSS)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "fit", "kaplan-n", "--data", data, "--out", out, "--draws",
+                           "20", "--tune", "20", "--chains", "2", "--strict")
+    assert code == 3
+    assert "failed convergence checks" in err and "ESS" in err
+    assert not out.exists()
+    # without --strict the same fit is written, and the failure is recorded
+    code, _, err = run_cli(capsys, "fit", "kaplan-n", "--data", data, "--out", out, "--draws",
+                           "20", "--tune", "20", "--chains", "2")
+    assert code == 0
+    assert "warning: fit of 'kaplan-n' failed convergence checks" in err
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["passed"] is False and diag["failures"]
