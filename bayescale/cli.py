@@ -1,4 +1,6 @@
-"""Command-line interface: ``bayescale fit | predict | optimal | datasets | specs``.
+"""Command-line interface: ``bayescale fit | predict | optimal | report | compare-families | ...``.
+
+Subcommands: fit, predict, optimal, report, compare-families, datasets, specs.
 
 User errors (bad data, bad spec, bad run directory) print one line
 ``bayescale: error: ...`` on stderr and exit with status 1, without a traceback, and
@@ -75,6 +77,69 @@ def _parser() -> argparse.ArgumentParser:
                                     "family, or the only family)")
     p.add_argument("--out", metavar="TABLE.csv", help="also write the table as CSV")
 
+    p = sub.add_parser("report", help="write an HTML report (and a Markdown twin) of a fit",
+                       description="Write a self-contained HTML report of RUN_DIR (spec, data, "
+                                   "diagnostics, parameters, prior vs posterior, predictive "
+                                   "check, extrapolation, allocation, family efficiency, and "
+                                   "with --backtest calibration) and a Markdown twin beside it "
+                                   "whose images are PNG files in <stem>_files/.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--backtest", metavar="DIR",
+                   help="backtest directory with predictions.csv (and metrics.json)")
+    p.add_argument("--out", metavar="REPORT.html",
+                   help="HTML file to write (default: RUN_DIR/report.html)")
+    p.add_argument("--no-markdown", dest="markdown", action="store_false",
+                   help="write only the HTML file")
+
+    p = sub.add_parser("compare-families", help="effective-compute multipliers of families",
+                       description="Effective-compute multiplier of every family relative to "
+                                   "a reference family (median and 90%% interval; per skill "
+                                   "for skills models), and the probabilities that family A "
+                                   "is more efficient than family B.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--reference", metavar="FAMILY",
+                   help="reference family (default: the family with the most runs/models)")
+    p.add_argument("--at", type=_float, metavar="C",
+                   help="compute in FLOPs at which to compare (default: largest training run)")
+    p.add_argument("--out", metavar="TABLE.csv",
+                   help="write the table, and the pairwise probabilities to "
+                        "TABLE_probabilities.csv")
+
+    p = sub.add_parser("backtest", help="held-out-model backtest of a skills model",
+                       description="Backtest SPEC on DATA under a protocol and write "
+                                   "OUT/predictions.csv (one row per held-out cell) and "
+                                   "OUT/metrics.json (MAE, RMSE, interval coverage, CRPS).")
+    p.add_argument("spec", metavar="SPEC", help="shipped spec name or path to a TOML spec")
+    p.add_argument("--data", required=True, metavar="DATA",
+                   help="shipped dataset name or a CSV/parquet path (benchmark table)")
+    p.add_argument("--protocol", required=True,
+                   choices=("leave-family-out", "flops-cutoff", "largest-per-family"))
+    p.add_argument("--out", required=True, metavar="DIR", help="directory to write")
+    p.add_argument("--groups", metavar="FILE.json",
+                   help="held-out groups (leave-family-out), e.g. sloth/test_groups.json")
+    p.add_argument("--experiment", default="v1", choices=("v1", "v2", "v1v2"),
+                   help="benchmark set of the groups file (leave-family-out)")
+    p.add_argument("--keep-smallest", type=int, default=1, metavar="N",
+                   help="smallest models of a held-out family kept in training")
+    p.add_argument("--cutoff", type=_float, default=84e21, metavar="C",
+                   help="FLOPs cutoff (flops-cutoff; default 84e21, Llama-2-7B)")
+    p.add_argument("--benchmarks", nargs="+", metavar="B",
+                   help="restrict to these benchmarks (flops-cutoff, largest-per-family)")
+    p.add_argument("--targets", nargs="+", metavar="B",
+                   help="flops-cutoff: hold out only these benchmarks of the models above "
+                        "the cutoff (their other scores stay in training)")
+    p.add_argument("--draws", type=int, default=500, help="draws per chain per fold")
+    p.add_argument("--tune", type=int, default=500, help="warm-up steps per chain per fold")
+    p.add_argument("--chains", type=int, default=4, help="chains per fold")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    _progress_flags(p)
+
+    p = sub.add_parser("compare", help="leave-one-model-out PSIS-LOO table of skills runs",
+                       description="Compare fitted skills runs by PSIS-LOO, leaving out one "
+                                   "model (all its scores) at a time (arviz.compare).")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="TABLE.csv", help="also write the table as CSV")
+
     sub.add_parser("datasets", help="list the shipped datasets",
                    description="List the datasets shipped with bayescale.")
     sub.add_parser("specs", help="list the shipped model specs",
@@ -146,6 +211,94 @@ def _cmd_optimal(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from bayescale.report import build_report
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
+    report = build_report(args.run_dir, backtest_dir=args.backtest)
+    written = report.write(out, markdown=args.markdown)
+    for warning in report.warnings:
+        print(f"bayescale: warning: report: {warning}", file=sys.stderr)
+    print(f"wrote {written['html']} ({len(report.figures)} figures, "
+          f"{report.meta['seconds']:.1f} s)")
+    if "markdown" in written:
+        print(f"wrote {written['markdown']} (images in {written['images']}/)")
+    return 0
+
+
+def _cmd_compare_families(args) -> int:
+    from bayescale import compare
+    from bayescale.fitting import load_run
+    from bayescale.posterior import write_text_atomic
+
+    posterior = load_run(args.run_dir)
+    if len(posterior.families) < 2:
+        from bayescale.errors import DataError
+
+        raise DataError(f"{args.run_dir}: the fit has one family "
+                        f"({posterior.families[0]}); nothing to compare")
+    table = compare.family_efficiency(posterior, reference=args.reference, at=args.at)
+    probs = compare.prob_table(posterior, at=args.at)
+    shown = [c for c in ("family", "skill", "median", "lower", "upper",
+                         "p_more_efficient_than_reference", "n_models", "weakly_identified")
+             if c in table]
+    print(f"effective-compute multiplier relative to {table['reference'].iloc[0]} at "
+          f"C = {table['at'].iloc[0]:.4g} FLOPs (median, 90% interval; >1 = more efficient)")
+    with _pandas_display():
+        print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    weak = sorted(table.loc[table["weakly_identified"], "family"].unique())
+    if weak:
+        print("weakly identified (one model or run): " + ", ".join(weak))
+    skills = list(dict.fromkeys(table["skill"])) if "skill" in table else [None]
+    for skill in skills:
+        mat = compare.prob_more_efficient(posterior, at=args.at, skill=skill)
+        if len(mat) <= 12:
+            print("\nP(row more efficient than column)" + (f", {skill}" if skill else ""))
+            with _pandas_display():
+                print(mat.to_string(float_format=lambda v: f"{v:.3f}"))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        prob_path = out.with_name(f"{out.stem}_probabilities.csv")
+        write_text_atomic(out, table.to_csv(index=False))
+        write_text_atomic(prob_path, probs.to_csv(index=False))
+        print(f"wrote {out} and {prob_path}")
+    return 0
+
+
+def _cmd_backtest(args) -> int:
+    from bayescale.evaluate import backtest
+
+    m = backtest(args.spec, args.data, protocol=args.protocol, out=args.out,
+                 groups=args.groups, experiment=args.experiment,
+                 keep_smallest=args.keep_smallest, cutoff=args.cutoff,
+                 benchmarks=args.benchmarks, targets=args.targets, draws=args.draws, tune=args.tune,
+                 chains=args.chains, seed=args.seed, progress=_show_progress(args))
+    cov, covr = m["coverage"], m["coverage_rounded"]
+    print(f"backtest '{m['spec']}' ({m['protocol']}): {m['n_folds']} folds, {m['n_cells']} "
+          f"held-out cells of {m['n_models']} models, {m['wall_seconds']:.0f} s")
+    print(f"MAE {m['mae_pp']:.2f} pp (cells {m['mae_pp_cells']:.2f}), RMSE {m['rmse_pp']:.2f} "
+          f"pp, CRPS {m['crps']:.4f}, 90% width {m['mean_interval_width_90_pp']:.1f} pp")
+    print("coverage " + ", ".join(f"{k}: {v:.2f}/{covr[k]:.2f}" for k, v in cov.items())
+          + " (continuous/rounded draws)")
+    print(f"worst fold r-hat {m['max_r_hat']:.3f}, min ESS {m['min_ess_bulk']:.0f}, "
+          f"{m['divergences']} divergences")
+    print(f"wrote {args.out}/: predictions.csv, metrics.json")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from bayescale.evaluate import compare_runs
+    from bayescale.posterior import write_text_atomic
+
+    table = compare_runs(args.run_dirs)
+    with _pandas_display():
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        write_text_atomic(Path(args.out), table.to_csv())
+    return 0
+
+
 def _cmd_datasets(_args) -> int:
     from bayescale import datasets
 
@@ -179,6 +332,10 @@ COMMANDS = {
     "fit": _cmd_fit,
     "predict": _cmd_predict,
     "optimal": _cmd_optimal,
+    "report": _cmd_report,
+    "compare-families": _cmd_compare_families,
+    "backtest": _cmd_backtest,
+    "compare": _cmd_compare,
     "datasets": _cmd_datasets,
     "specs": _cmd_specs,
 }

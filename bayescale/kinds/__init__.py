@@ -62,15 +62,10 @@ def get_kind(name: str, *, where: str = "spec") -> ModelKind:
     SpecError
         If no kind has that name.
     """
-    from bayescale.kinds import loss_law
+    from bayescale.kinds import loss_law, skills
 
-    kinds: dict[str, ModelKind] = {loss_law.KIND.name: loss_law.KIND}
-    try:
-        from bayescale.kinds import skills
-    except ImportError:  # pragma: no cover - skills kind not built yet
-        skills = None
-    if skills is not None:
-        kinds[skills.KIND.name] = skills.KIND
+    kinds: dict[str, ModelKind] = {loss_law.KIND.name: loss_law.KIND,
+                                   skills.KIND.name: skills.KIND}
     if name not in kinds:
         raise SpecError(f"{where}: unknown model kind '{name}' (known: {', '.join(sorted(kinds))})")
     return kinds[name]

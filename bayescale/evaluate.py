@@ -1,0 +1,574 @@
+"""Backtests and calibration of benchmark (skills) models on held-out models.
+
+Protocols
+---------
+``leave-family-out``
+    The Sloth protocol (Polo et al. 2025, ``../shared/data/sloth/PROTOCOL.md``): the
+    family of a model is its ``subfamily``; keep complete cases for the experiment's
+    benchmarks and sub-families with at least ``keep_smallest + 1`` models; for each
+    held-out group, each of its sub-families keeps its ``keep_smallest`` smallest models
+    in training and the others are test models; every other sub-family is in training.
+``flops-cutoff``
+    Fit on the models below a compute cutoff (FLOPs, ``flops`` column or ``6 N D``),
+    predict the others (the observational-scaling protocol; 84e21 is Llama-2-7B).
+``largest-per-family``
+    Hold out the largest model of every family that has at least two models.
+
+One compiled model serves every fold: the model is built once over every model and
+observed cell of the experiment with a ``pm.Data`` 0/1 training mask on the cells,
+compiled once with nutpie, and re-sampled per fold with ``compiled.with_data``. Each
+fold starts all chains at the best of several MAP optimisations of that fold's
+posterior. Held-out cells are predicted from the draws of the same graph: a held-out
+model's own deviation has no data, so its draws are draws from the population.
+
+Metrics
+-------
+Point prediction: the posterior predictive mean. ``mae_pp`` follows the Sloth
+aggregation (absolute error averaged over the test models of a group, then over groups,
+then over benchmarks; for protocols without groups, over cells per benchmark then over
+benchmarks); ``mae_pp_cells`` is the plain mean over held-out cells. ``coverage`` is the
+fraction of held-out cells inside the central posterior-predictive interval of each
+nominal level computed from the continuous draws; ``coverage_rounded`` computes the
+intervals from draws rounded to 0.01 like the stored scores (a cell on the interval's
+edge counts as inside). ``crps`` is the sample CRPS of the predictive draws (accuracy
+scale, averaged over cells).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import DataError
+from bayescale.kinds import skills
+from bayescale.posterior import atomic_directory
+
+log = logging.getLogger(__name__)
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+QUANTILES = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
+PROTOCOLS = ("leave-family-out", "flops-cutoff", "largest-per-family")
+
+
+@dataclass
+class Fold:
+    """One backtest fold: the models whose cells are held out."""
+
+    name: str
+    test_models: list[str]
+    group: str = ""
+    #: If set, only these benchmarks of the test models are held out (their other
+    #: scores stay in training: the observational-scaling setting, where a new model's
+    #: cheap benchmark scores are known and its hard-benchmark scores are predicted).
+    test_benchmarks: list[str] | None = None
+
+
+@dataclass
+class FoldResult:
+    """Predictions and diagnostics of one fold."""
+
+    fold: Fold
+    predictions: pd.DataFrame
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- protocols
+def _table(data) -> pd.DataFrame:
+    table = data.table if hasattr(data, "table") else data
+    return table.reset_index(drop=True)
+
+
+def complete_cases(table: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame:
+    """Rows of models that have a score on every one of ``benchmarks``."""
+    sub = table[table["benchmark"].isin(benchmarks) & table["score"].notna()]
+    counts = sub.groupby("model")["benchmark"].nunique()
+    keep = counts.index[counts == len(benchmarks)]
+    return sub[sub["model"].isin(keep)].reset_index(drop=True)
+
+
+def leave_family_out(table, groups: dict, *, experiment: str, keep_smallest: int
+                     ) -> tuple[pd.DataFrame, list[Fold]]:
+    """Split a table by the Sloth leave-family-out protocol.
+
+    Parameters
+    ----------
+    table : DataFrame or BenchmarkEvals
+        Canonical long benchmark table (``subfamily`` is Sloth's family).
+    groups : dict
+        The parsed ``test_groups.json`` (keys ``benchmarks`` and ``groups``).
+    experiment : {"v1", "v2", "v1v2"}
+        Which benchmark set (and group list) of the groups file.
+    keep_smallest : int
+        Models of each held-out sub-family kept in training (its smallest).
+
+    Returns
+    -------
+    universe : DataFrame
+        The rows every fold is fit on (complete cases, sub-families large enough).
+    folds : list of Fold
+    """
+    table = _table(table)
+    try:
+        benchmarks = groups["benchmarks"][experiment]
+        group_list = groups["groups"][str(keep_smallest)][experiment]
+    except KeyError as exc:
+        raise DataError(f"groups file has no entry {exc} for experiment '{experiment}' and "
+                        f"keep-smallest {keep_smallest}", source="--groups") from None
+    missing = sorted(set(benchmarks) - set(table["benchmark"]))
+    if missing:
+        raise DataError(f"experiment '{experiment}' needs benchmark(s) {', '.join(missing)}",
+                        column="benchmark")
+    uni = complete_cases(table, benchmarks)
+    uni = uni.assign(subfamily=skills._subfamily(uni).to_numpy())
+    models = skills.model_table(uni)
+    size = models.groupby("subfamily")["model"].count()
+    big = size.index[size >= keep_smallest + 1]
+    uni = uni[uni["subfamily"].isin(big)].reset_index(drop=True)
+    models = models[models["subfamily"].isin(big)]
+    order = pd.Series(np.arange(len(table)), index=table["model"]).groupby(level=0).min()
+    models = models.assign(_first=models["model"].map(order).to_numpy())
+    folds = []
+    for group in group_list:
+        test = []
+        for sub in group:
+            members = models[models["subfamily"] == sub].sort_values(
+                ["params", "_first"], kind="mergesort")
+            test += members["model"].iloc[keep_smallest:].tolist()
+        if test:
+            folds.append(Fold(name="+".join(group), test_models=test, group="+".join(group)))
+    return uni, folds
+
+
+def _flops(models: pd.DataFrame) -> np.ndarray:
+    if "flops" in models and models["flops"].notna().all():
+        return models["flops"].to_numpy(float)
+    return 6.0 * models["params"].to_numpy(float) * models["tokens"].to_numpy(float)
+
+
+def flops_cutoff(table, *, cutoff: float, benchmarks: list[str] | None = None,
+                 targets: list[str] | None = None) -> tuple[pd.DataFrame, list[Fold]]:
+    """Fit on models below ``cutoff`` FLOPs, test on the rest (one fold).
+
+    With ``targets``, only those benchmarks of the models above the cutoff are held out;
+    their other scores stay in training (Ruan et al.'s observational scaling laws predict
+    hard benchmarks from a model's observed standard-benchmark scores).
+    """
+    table = _table(table)
+    if benchmarks:
+        table = table[table["benchmark"].isin(benchmarks)]
+    uni = table[table["score"].notna()].reset_index(drop=True)
+    models = uni.drop_duplicates("model")
+    flops = _flops(models)
+    test = models["model"][flops >= cutoff].tolist()
+    if not test or len(test) == len(models):
+        raise DataError(f"cutoff {cutoff:g} FLOPs leaves no training or no test models",
+                        source="--cutoff")
+    if targets:
+        missing = sorted(set(targets) - set(uni["benchmark"]))
+        if missing:
+            raise DataError(f"target benchmark(s) {', '.join(missing)} not in the data",
+                            source="--targets")
+    return uni, [Fold(name=f"flops>={cutoff:g}", test_models=test, group="all",
+                      test_benchmarks=list(targets) if targets else None)]
+
+
+def largest_per_family(table) -> tuple[pd.DataFrame, list[Fold]]:
+    """Hold out each family's largest model (families with at least two models)."""
+    uni = _table(table)
+    uni = uni[uni["score"].notna()].reset_index(drop=True)
+    models = uni.drop_duplicates("model")
+    test = []
+    for _, members in models.groupby("family"):
+        if len(members) >= 2:
+            test.append(members.sort_values("params", kind="mergesort")["model"].iloc[-1])
+    return uni, [Fold(name="largest-per-family", test_models=test, group="all")]
+
+
+# ---------------------------------------------------------------------- engine
+class BacktestEngine:
+    """One skills model compiled once and re-sampled for every fold.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        A skills spec (Beta likelihood).
+    universe : DataFrame
+        Every row any fold is fit or tested on.
+    """
+
+    def __init__(self, spec, universe: pd.DataFrame) -> None:
+        import nutpie
+
+        self.spec = spec
+        self.kind = skills.KIND
+        self.kind.check_data(spec, universe, "backtest data")
+        self.universe = universe
+        t0 = time.perf_counter()
+        self.model, self.design = self.kind.build_masked(spec, universe)
+        self.compiled = nutpie.compile_pymc_model(self.model)
+        self._map_fn, self._names, self._shapes, _ = skills._map_problem(self.model, 1, 0)
+        self.compile_seconds = time.perf_counter() - t0
+        self._cell_models = self.design.models["model"].to_numpy()[self.design.cell_model]
+
+    def mask_for(self, fold: Fold) -> np.ndarray:
+        """Training mask over cells: 0 for the held-out cells of the fold's test models."""
+        held = np.isin(self._cell_models, fold.test_models)
+        if fold.test_benchmarks is not None:
+            benches = np.asarray(self.design.benchmarks)[self.design.cell_bench]
+            held &= np.isin(benches, fold.test_benchmarks)
+        return (~held).astype(float)
+
+    def _start(self, mask: np.ndarray, seed: int, n_starts: int,
+               maxiter: int = 1000) -> dict[str, np.ndarray]:
+        self.model["train_mask"].set_value(mask)
+        ip = self.model.initial_point()
+        base = np.concatenate([np.ravel(ip[n]) for n in self._names])
+        rng = np.random.default_rng(seed)
+        x0s = [base + rng.uniform(-1, 1, base.shape) for _ in range(n_starts)]
+        best = skills._optimise(self._map_fn, x0s, maxiter)
+        # unconstrained start, by value-variable name, scales floored
+        out, c = {}, 0
+        for name, shp in zip(self._names, self._shapes, strict=True):
+            n = int(np.prod(shp))
+            val = best[c:c + n].reshape(shp)
+            c += n
+            if name.startswith(("tau_", "sigma_")) and name.endswith("_log__"):
+                val = np.maximum(val, np.log(0.05))
+            out[name] = val
+        return out
+
+    def sample_fold(self, fold: Fold, *, draws: int, tune: int, chains: int, seed: int,
+                    n_starts: int = 2, target_accept: float = 0.9):
+        """Fit the fold's training cells; return the posterior DataTree and the mask."""
+        import nutpie
+
+        mask = self.mask_for(fold)
+        start = self._start(mask, seed, n_starts)
+        # nutpie's flat point: value variables in the order of model.free_RVs
+        flat = np.concatenate([np.ravel(start[n]) for n in self._names])
+        if flat.size != self.compiled.n_dim:
+            raise RuntimeError("start point does not match the compiled model")
+        rng_master = np.random.default_rng(seed)
+        jitter = rng_master.uniform(-0.05, 0.05, (chains, flat.size))
+        counter = {"i": 0}
+
+        def init(_seed=None):
+            i = counter["i"] % chains
+            counter["i"] += 1
+            return flat + jitter[i]
+
+        compiled = dataclasses.replace(self.compiled.with_data(train_mask=mask),
+                                       initial_point_func=init)
+        tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+                             cores=min(chains, os.cpu_count() or 1), seed=seed,
+                             progress_bar=False, target_accept=target_accept)
+        return tree, mask
+
+    def predict_cells(self, tree, cells: np.ndarray, *, seed: int) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+        """Draws ``(sample, cell)`` of the mean and of a new score for cell indices."""
+        post = tree["posterior"].dataset
+        des = self.design
+        p = posterior_parameters(post)
+        theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
+                                        des.models["instruct"].to_numpy(float), np)
+        mu = skills.cell_mean(theta, skills._stack(post, "loadings"),
+                              skills._stack(post, "intercept"), des.chance,
+                              des.cell_model[cells], des.cell_bench[cells], np)
+        rng = np.random.default_rng(seed)
+        y = skills.draw_scores(self.spec, post, mu, des.cell_bench[cells], rng)
+        return mu, y
+
+    def run(self, folds: list[Fold], *, draws: int = 500, tune: int = 500, chains: int = 4,
+            seed: int = 0, progress: bool = False) -> list[FoldResult]:
+        """Run every fold; return predictions of its held-out cells and diagnostics."""
+        from tqdm.auto import tqdm
+
+        out = []
+        for k, fold in enumerate(tqdm(folds, desc="folds", disable=not progress)):
+            t0 = time.perf_counter()
+            tree, mask = self.sample_fold(fold, draws=draws, tune=tune, chains=chains,
+                                          seed=seed + 1000 * k)
+            cells = np.flatnonzero(mask == 0)
+            mu, y = self.predict_cells(tree, cells, seed=seed + 1000 * k + 1)
+            preds = prediction_table(self.design, cells, mu, y, fold)
+            diag = fold_diagnostics(tree)
+            diag["seconds"] = time.perf_counter() - t0
+            diag["train_cells"] = int(mask.sum())
+            out.append(FoldResult(fold=fold, predictions=preds, diagnostics=diag))
+            log.info("fold %s: %d test cells, %.1f s, max r-hat %.3f", fold.name, len(cells),
+                     diag["seconds"], diag["max_r_hat"])
+        return out
+
+
+def posterior_parameters(post) -> dict[str, np.ndarray]:
+    """Stacked draws ``(sample, ...)`` of the linear-predictor parameters."""
+    p = {"B": skills._stack(post, "B"), "a_family": skills._stack(post, "a_family")}
+    for name in ("sub_offset", "slope_offset", "delta"):
+        if name in post:
+            p[name] = skills._stack(post, name)
+    if "model_z" in post:
+        p["model_offset"] = (skills._stack(post, "model_z")
+                             * skills._stack(post, "tau_model")[:, None, :])
+    return p
+
+
+def fold_diagnostics(tree) -> dict[str, Any]:
+    """Worst r-hat, bulk ESS and divergences of a fold's fit."""
+    import arviz as az
+
+    rhat = az.rhat(tree)
+    ess = az.ess(tree, method="bulk")
+    rhat = rhat.dataset if hasattr(rhat, "dataset") else rhat
+    ess = ess.dataset if hasattr(ess, "dataset") else ess
+    max_rhat = max(float(np.nanmax(v.values)) for v in rhat.data_vars.values() if v.size)
+    min_ess = min(float(np.nanmin(v.values)) for v in ess.data_vars.values() if v.size)
+    div = int(tree["sample_stats"].dataset["diverging"].sum())
+    return {"max_r_hat": max_rhat, "min_ess_bulk": min_ess, "divergences": div}
+
+
+def prediction_table(des, cells: np.ndarray, mu: np.ndarray, y: np.ndarray,
+                     fold: Fold) -> pd.DataFrame:
+    """One row per held-out cell: identity, observed score and predictive summary."""
+    models = des.models.iloc[des.cell_model[cells]].reset_index(drop=True)
+    out = pd.DataFrame({
+        "fold": fold.name, "group": fold.group, "model": models["model"],
+        "family": models["family"], "subfamily": models["subfamily"],
+        "params": models["params"], "tokens": models["tokens"],
+        "instruct": models["instruct"].astype(bool),
+        "benchmark": np.asarray(des.benchmarks)[des.cell_bench[cells]],
+        "observed": des.y[cells],
+    })
+    out["mean"] = y.mean(axis=0)
+    out["sd"] = y.std(axis=0, ddof=1)
+    qs = np.quantile(y, QUANTILES, axis=0)
+    for q, v in zip(QUANTILES, qs, strict=True):
+        out[f"q{q:g}"] = v
+    out["mu_mean"] = mu.mean(axis=0)
+    for level in LEVELS:
+        lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+        ql, qh = np.quantile(y, [lo, hi], axis=0)
+        out[f"inside_{level:g}"] = (out["observed"] >= ql) & (out["observed"] <= qh)
+        yr = np.round(y, 2)
+        rl, rh = np.quantile(yr, [lo, hi], axis=0, method="inverted_cdf")
+        obs_r = np.round(out["observed"].to_numpy(), 2)
+        out[f"inside_rounded_{level:g}"] = (obs_r >= rl - 1e-9) & (obs_r <= rh + 1e-9)
+    out["width_90"] = np.quantile(y, 0.95, axis=0) - np.quantile(y, 0.05, axis=0)
+    out["crps"] = crps_samples(y, out["observed"].to_numpy())
+    return out
+
+
+def crps_samples(draws: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Sample CRPS ``E|Y - y| - E|Y - Y'| / 2`` per column of ``draws`` (sample, cell)."""
+    s = np.sort(draws, axis=0)
+    m = s.shape[0]
+    term1 = np.abs(s - observed[None, :]).mean(axis=0)
+    weights = (2 * np.arange(1, m + 1) - m - 1)[:, None]
+    term2 = (weights * s).sum(axis=0) / (m * m)
+    return term1 - term2
+
+
+# ---------------------------------------------------------------------- metrics
+def metrics(predictions: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy and calibration of held-out predictions (see the module docstring)."""
+    p = predictions
+    err = (p["mean"] - p["observed"]).abs() * 100
+    by_group = (p.assign(err=err).groupby(["benchmark", "group", "model"])["err"].mean()
+                .groupby(["benchmark", "group"]).mean())
+    by_bench = by_group.groupby("benchmark").mean()
+    out = {
+        "mae_pp": float(by_bench.mean()),
+        "mae_pp_cells": float(err.mean()),
+        "rmse_pp": float(np.sqrt((err ** 2).mean())),
+        "mse_by_benchmark": {b: float(((g["mean"] - g["observed"]) ** 2).mean())
+                             for b, g in p.groupby("benchmark")},
+        "mae_pp_by_benchmark": {b: float(v) for b, v in by_bench.items()},
+        "mae_pp_by_group": {g: float(v) for g, v in
+                            by_group.groupby("group").mean().items()},
+        "coverage": {f"{lv:g}": float(p[f"inside_{lv:g}"].mean()) for lv in LEVELS},
+        "coverage_rounded": {f"{lv:g}": float(p[f"inside_rounded_{lv:g}"].mean())
+                             for lv in LEVELS},
+        "mean_interval_width_90_pp": float(p["width_90"].mean() * 100),
+        "crps": float(p["crps"].mean()),
+        "n_cells": int(len(p)),
+        "n_models": int(p["model"].nunique()),
+        "n_groups": int(p["group"].nunique()),
+        "n_benchmarks": int(p["benchmark"].nunique()),
+    }
+    return out
+
+
+def write_backtest(out_dir: str | os.PathLike, predictions: pd.DataFrame,
+                   summary: dict[str, Any]) -> Path:
+    """Write ``predictions.csv`` and ``metrics.json`` atomically into ``out_dir``."""
+    out = Path(out_dir)
+    with atomic_directory(out) as tmp:
+        predictions.to_csv(tmp / "predictions.csv", index=False)
+        (tmp / "metrics.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return out
+
+
+def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
+             groups: dict | str | os.PathLike | None = None, experiment: str = "v1",
+             keep_smallest: int = 1, cutoff: float = 84e21,
+             benchmarks: list[str] | None = None, targets: list[str] | None = None,
+             draws: int = 500, tune: int = 500,
+             chains: int = 4, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Run a backtest protocol and (optionally) write ``out/predictions.csv``, ``metrics.json``.
+
+    Parameters
+    ----------
+    spec : ModelSpec, str or path
+        A skills spec.
+    data : DataFrame, BenchmarkEvals, str or path
+        Canonical benchmark table (or anything :func:`bayescale.fitting.resolve_data` reads).
+    protocol : {"leave-family-out", "flops-cutoff", "largest-per-family"}
+        Which held-out split.
+    out : path, optional
+        Directory to write (atomically).
+    groups : dict or path
+        ``test_groups.json`` for ``leave-family-out``.
+    experiment, keep_smallest
+        Which Sloth experiment and how many smallest models of a held-out sub-family
+        stay in training.
+    cutoff : float
+        FLOPs cutoff for ``flops-cutoff``.
+    benchmarks : list of str, optional
+        Restrict ``flops-cutoff`` / ``largest-per-family`` to these benchmarks.
+    targets : list of str, optional
+        ``flops-cutoff``: hold out only these benchmarks of the test models.
+    draws, tune, chains, seed
+        Sampler settings per fold.
+    progress : bool
+        Show a progress bar over folds.
+
+    Returns
+    -------
+    dict
+        The metrics (also written to ``metrics.json``), with ``folds`` diagnostics and
+        wall times.
+    """
+    from bayescale.fitting import resolve_data, resolve_spec
+
+    t0 = time.perf_counter()
+    spec = resolve_spec(spec)
+    if spec.kind != skills.KIND.name:
+        raise DataError(f"backtests are implemented for skills models; '{spec.name}' is a "
+                        f"{spec.kind} model", source="SPEC")
+    table = data if isinstance(data, pd.DataFrame) else resolve_data(
+        data, kind_data="benchmark").table
+    if protocol == "leave-family-out":
+        if groups is None:
+            raise DataError("leave-family-out needs --groups FILE.json", source="--groups")
+        if not isinstance(groups, dict):
+            try:
+                groups = json.loads(Path(groups).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise DataError(f"cannot read groups file ({exc})", source=str(groups)) from None
+        universe, folds = leave_family_out(table, groups, experiment=experiment,
+                                           keep_smallest=keep_smallest)
+    elif protocol == "flops-cutoff":
+        universe, folds = flops_cutoff(table, cutoff=cutoff, benchmarks=benchmarks,
+                                       targets=targets)
+    elif protocol == "largest-per-family":
+        if benchmarks:
+            table = table[table["benchmark"].isin(benchmarks)]
+        universe, folds = largest_per_family(table)
+    else:
+        raise DataError(f"unknown protocol '{protocol}' (known: {', '.join(PROTOCOLS)})",
+                        source="--protocol")
+    engine = BacktestEngine(spec, universe)
+    results = engine.run(folds, draws=draws, tune=tune, chains=chains, seed=seed,
+                         progress=progress)
+    preds = pd.concat([r.predictions for r in results], ignore_index=True)
+    summary = metrics(preds)
+    summary.update({
+        "protocol": protocol, "spec": spec.name, "spec_id": spec.config_id,
+        "experiment": experiment if protocol == "leave-family-out" else None,
+        "keep_smallest": keep_smallest if protocol == "leave-family-out" else None,
+        "cutoff": cutoff if protocol == "flops-cutoff" else None,
+        "n_folds": len(folds), "universe_models": int(universe["model"].nunique()),
+        "universe_cells": int(engine.design.n_cells),
+        "sampler": {"draws": draws, "tune": tune, "chains": chains, "seed": seed},
+        "compile_seconds": engine.compile_seconds,
+        "wall_seconds": time.perf_counter() - t0,
+        "max_r_hat": max(r.diagnostics["max_r_hat"] for r in results),
+        "min_ess_bulk": min(r.diagnostics["min_ess_bulk"] for r in results),
+        "divergences": sum(r.diagnostics["divergences"] for r in results),
+        "folds": {r.fold.name: r.diagnostics for r in results},
+    })
+    if out is not None:
+        write_backtest(out, preds, summary)
+    return summary
+
+
+# ---------------------------------------------------------------------- model choice
+def loo_by_model(posterior) -> Any:
+    """PSIS-LOO leaving out one MODEL at a time (all its cells), on the training data.
+
+    The pointwise log likelihood of a model is the sum over its observed cells. This
+    matches the prediction task of the backtests (a new model's scores) better than
+    leaving out single cells, whose neighbours on other benchmarks would give them away.
+
+    Parameters
+    ----------
+    posterior : bayescale.posterior.Posterior
+        A fitted skills posterior (Beta likelihood).
+
+    Returns
+    -------
+    ELPDData
+        ``arviz.loo`` result.
+    """
+    import arviz as az
+    import xarray as xr
+
+    ll = pointwise_log_lik(posterior)
+    tree = posterior.tree.copy()
+    tree["log_likelihood"] = xr.DataTree(xr.Dataset({"score": ll}))
+    return az.loo(tree, var_name="score")
+
+
+def pointwise_log_lik(posterior):
+    """Log likelihood of each training model's observed scores, dims (chain, draw, model)."""
+    import xarray as xr
+
+    spec = posterior.spec
+    des = skills.make_design(spec, posterior.fit_table)
+    post = posterior.posterior
+    p = posterior_parameters(post)
+    theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
+                                    des.models["instruct"].to_numpy(float), np)
+    mu = skills.cell_mean(theta, skills._stack(post, "loadings"),
+                          skills._stack(post, "intercept"), des.chance, des.cell_model,
+                          des.cell_bench, np)
+    phi = skills._stack(post, "phi")[:, des.cell_bench]
+    cell_ll = skills.beta_logp(des.y[None, :], mu, phi)
+    n_models = len(des.models)
+    per_model = np.zeros((cell_ll.shape[0], n_models))
+    np.add.at(per_model.T, des.cell_model, cell_ll.T)
+    per_model = per_model.reshape(post.sizes["chain"], post.sizes["draw"], n_models)
+    return xr.DataArray(per_model, dims=("chain", "draw", "model"),
+                        coords={"model": des.models["model"].to_numpy()})
+
+
+def compare_runs(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
+    """Leave-one-model-out PSIS-LOO comparison of fitted skills runs (``arviz.compare``)."""
+    import arviz as az
+
+    from bayescale.posterior import Posterior
+
+    loos = {}
+    for run in run_dirs:
+        post = Posterior.load(run)
+        loos[Path(run).name] = loo_by_model(post)
+    return az.compare(loos)

@@ -1,0 +1,786 @@
+"""Latent skills: benchmark accuracies driven by a few skills that scale with N and D.
+
+For model ``i`` of family ``f(i)`` and sub-family ``s(i)`` the d-vector of skills is
+
+    theta_i = B' x_i + a_f + tau_sub * z_s + (tau_slope * u_f) * x_i[0]
+              + delta * instruct_i + tau_model * e_i
+
+* ``x_i`` = standardised ``(log N, log D, log N * log D)`` (N in billions of
+  parameters, D in trillions of tokens before the product, as in Sloth; each column
+  then centred and scaled by the fit table's mean and sd);
+* ``B`` (3 x d) is shared by every family (the shared exponents);
+* ``a_f = sigma_family * z_f``, ``z_f ~ N(0, I)``: family intercepts (efficiencies),
+  partially pooled with a learned scale per skill (non-centred);
+* ``z_s ~ N(0, I)``: sub-family offsets nested under their family (a chat or
+  instruct lineage borrows its base family's efficiency), scale ``tau_sub`` per skill;
+* ``u_f ~ N(0, I)``: the family's deviation from the shared size slope (how much the
+  family's large models beat or trail what its small ones suggest), scale
+  ``tau_slope`` per skill, partially pooled;
+* ``e_i ~ N(0, I)``: a model's own deviation from its family's law, scale
+  ``tau_model`` per skill (shared by all benchmarks of the model, so the residuals of
+  one model are correlated across benchmarks, as they are in the data);
+* ``delta``: shift of instruction-tuned models.
+
+Benchmark ``j`` maps skills to accuracy above its chance floor ``c_j``:
+
+    mu_ij = c_j + (1 - c_j) * sigmoid(lambda_j' theta_i + b_j)
+
+and a score is ``Beta(mu_ij * phi_j, (1 - mu_ij) * phi_j)`` (per-benchmark precision
+``phi_j``), or beta-binomial / binomial on ``round(score * n_items)`` correct answers.
+Scores of exactly 0 or 1 are moved inside (0, 1) by ``skills.clip`` (scores are stored
+rounded to 0.01, so half a rounding unit is the natural value).
+
+Identifiability
+---------------
+Marker (reference-benchmark) identification: ``d`` named anchor benchmarks, anchor
+``k`` loads ONLY on skill ``k`` and with loading exactly 1 (the anchor block of the
+loading matrix is the identity). Skill ``k`` is therefore the logit, above chance, of
+anchor ``k``'s expected accuracy. Any d-skill model whose anchor block is invertible
+can be rewritten this way (``theta' = Lambda_A theta``, ``Lambda' = Lambda
+Lambda_A^-1``), so this is a parameterisation, not a restriction; and it leaves no
+transformation of the skills free: no sign flips, rotations, shears or label switches.
+
+Two other constraints were tried and rejected on the full 12-benchmark leaderboard
+fit (4 chains): lower-triangular loadings with a free positive diagonal and unit
+family scale (collapsed-anchor local modes, r-hat 1.7 even from a MAP start) and
+lower-triangular with a unit diagonal (a continuous shear ``theta_2 + c theta_1``
+remains, held only by the priors: r-hat 1.6, ESS 7). Chains start at the best of
+several MAP optimisations (:func:`map_start`), and r-hat over 4 chains checks that
+they agree.
+
+Missing cells are modelled: every observed (model, benchmark) cell enters the
+likelihood, a model with some benchmarks missing still informs its skills. The
+number of cells used is the size of the ``cell`` dimension.
+
+Prediction uses the same code (:func:`linear_predictor` works on PyTensor tensors
+and on NumPy draws): known families and sub-families use their posterior
+intercepts; unseen ones draw new intercepts from the population; every new model
+draws its own deviation ``e`` from the population.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import DataError, SpecError
+
+if TYPE_CHECKING:
+    import pymc as pm
+    import xarray as xr
+
+    from bayescale.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+COVARIATES = ("log_params", "log_tokens", "log_params_x_log_tokens")
+LIKELIHOODS = ("beta", "beta_binomial", "binomial")
+#: Anchor benchmarks tried in this order when a spec does not name its own: the first
+#: d present in the data are used. They are chosen to measure different things
+#: (knowledge, maths, instruction following, truthfulness), so that no anchor's own
+#: skill collapses onto another's.
+DEFAULT_ANCHORS = ("MMLU", "GSM8K", "IFEval", "TruthfulQA", "MATH Lvl 5", "MMLU-PRO",
+                   "BBH", "HellaSwag", "ARC", "Winogrande", "GPQA", "MUSR")
+_OPTIONAL_PRIORS = {"tau_sub", "tau_slope", "tau_model", "delta", "phi"}
+_SKILL_KEYS = {"d", "anchors", "family_slope", "model_effect", "subfamily", "instruct",
+               "clip"}
+_ALWAYS_PRIORS = {"B", "loading", "sigma_family", "intercept", "phi"}
+
+
+def _options(spec: ModelSpec) -> dict[str, Any]:
+    sk = spec.skills
+    return {
+        "d": int(sk.get("d", 2)),
+        "anchors": list(sk.get("anchors", DEFAULT_ANCHORS)),
+        "family_slope": bool(sk.get("family_slope", True)),
+        "model_effect": bool(sk.get("model_effect", True)),
+        "subfamily": bool(sk.get("subfamily", True)),
+        "instruct": bool(sk.get("instruct", True)),
+        "clip": float(sk.get("clip", 0.005)),
+        "likelihood": spec.likelihood.get("distribution", "beta"),
+    }
+
+
+def required_priors(spec: ModelSpec) -> set[str]:
+    """Priors a skills spec must give (depends on which components are switched on)."""
+    opt = _options(spec)
+    need = set(_ALWAYS_PRIORS)
+    if opt["likelihood"] == "binomial":
+        need.discard("phi")
+    if opt["subfamily"]:
+        need.add("tau_sub")
+    if opt["family_slope"]:
+        need.add("tau_slope")
+    if opt["model_effect"]:
+        need.add("tau_model")
+    if opt["instruct"]:
+        need.add("delta")
+    return need
+
+
+# ---------------------------------------------------------------------- design
+def _log_covariates(params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    ln = np.log(np.asarray(params, float) / 1e9)
+    ld = np.log(np.asarray(tokens, float) / 1e12)
+    return np.column_stack([ln, ld, ln * ld])
+
+
+@dataclass
+class Design:
+    """Index structure of a benchmark table for the skills model.
+
+    Attributes
+    ----------
+    models : DataFrame
+        One row per model (``model, family, subfamily, instruct, params, tokens``), in
+        coordinate order.
+    families, subfamilies, benchmarks, anchors : list of str
+    x : ndarray (n_models, 3)
+        Standardised covariates.
+    x_mean, x_sd : ndarray (3,)
+        Standardisation constants (from the models of this table).
+    family_idx, sub_idx : ndarray (n_models,)
+    cell_model, cell_bench : ndarray (n_cells,)
+        Observed cells.
+    y : ndarray (n_cells,)
+        Scores, clipped into (0, 1).
+    n_items : ndarray (n_cells,) or None
+    chance : ndarray (n_benchmarks,)
+    """
+
+    models: pd.DataFrame
+    families: list[str]
+    subfamilies: list[str]
+    benchmarks: list[str]
+    anchors: list[str]
+    x: np.ndarray
+    x_mean: np.ndarray
+    x_sd: np.ndarray
+    family_idx: np.ndarray
+    sub_idx: np.ndarray
+    cell_model: np.ndarray
+    cell_bench: np.ndarray
+    y: np.ndarray
+    n_items: np.ndarray | None
+    chance: np.ndarray
+
+    @property
+    def n_cells(self) -> int:
+        """Number of observed (model, benchmark) cells."""
+        return len(self.y)
+
+
+def _subfamily(table: pd.DataFrame) -> pd.Series:
+    if "subfamily" in table and table["subfamily"].notna().any():
+        sub = table["subfamily"].astype(object).where(table["subfamily"].notna(),
+                                                       table["family"])
+        return sub.astype(str).where(sub.astype(str) != "", table["family"].astype(str))
+    return table["family"].astype(str)
+
+
+def _instruct(table: pd.DataFrame) -> np.ndarray:
+    if "instruct" not in table:
+        return np.zeros(len(table))
+    return table["instruct"].astype(object).fillna(False).astype(float).to_numpy()
+
+
+def model_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model with its family, sub-family, instruct flag, params and tokens."""
+    frame = pd.DataFrame({
+        "model": table["model"].astype(str).to_numpy(),
+        "family": table["family"].astype(str).to_numpy(),
+        "subfamily": _subfamily(table).to_numpy(),
+        "instruct": _instruct(table),
+        "params": table["params"].astype(float).to_numpy(),
+        "tokens": table["tokens"].astype(float).to_numpy(),
+    })
+    return frame.drop_duplicates("model").sort_values("model").reset_index(drop=True)
+
+
+def chance_floors(table: pd.DataFrame, benchmarks: list[str]) -> np.ndarray:
+    """Chance floor per benchmark from the ``chance`` column (0 if absent)."""
+    if "chance" not in table:
+        return np.zeros(len(benchmarks))
+    per = table.groupby("benchmark")["chance"].first()
+    return np.array([float(per.get(b, 0.0)) if pd.notna(per.get(b, np.nan)) else 0.0
+                     for b in benchmarks])
+
+
+def make_design(spec: ModelSpec, table: pd.DataFrame) -> Design:
+    """Build the index structure of ``table`` (a canonical long benchmark table)."""
+    opt = _options(spec)
+    models = model_table(table)
+    benchmarks = sorted(table["benchmark"].astype(str).unique())
+    anchors = [a for a in opt["anchors"] if a in benchmarks][: opt["d"]]
+    families = sorted(models["family"].unique())
+    subfamilies = sorted(models["subfamily"].unique())
+    raw = _log_covariates(models["params"], models["tokens"])
+    x_mean, x_sd = raw.mean(axis=0), raw.std(axis=0)
+    x_sd = np.where(x_sd > 0, x_sd, 1.0)
+    obs = table[table["score"].notna()]
+    cell_model = pd.Categorical(obs["model"].astype(str), categories=models["model"]).codes
+    cell_bench = pd.Categorical(obs["benchmark"].astype(str), categories=benchmarks).codes
+    y = np.clip(obs["score"].astype(float).to_numpy(), opt["clip"], 1 - opt["clip"])
+    n_items = None
+    if opt["likelihood"] != "beta":
+        n_items = obs["n_items"].astype(float).to_numpy()
+    return Design(
+        models=models, families=families, subfamilies=subfamilies, benchmarks=benchmarks,
+        anchors=anchors, x=(raw - x_mean) / x_sd, x_mean=x_mean, x_sd=x_sd,
+        family_idx=pd.Categorical(models["family"], categories=families).codes.astype(int),
+        sub_idx=pd.Categorical(models["subfamily"], categories=subfamilies).codes.astype(int),
+        cell_model=cell_model.astype(int), cell_bench=cell_bench.astype(int), y=y,
+        n_items=n_items, chance=chance_floors(table, benchmarks),
+    )
+
+
+def loading_structure(benchmarks: list[str], anchors: list[str], d: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Free and diagonal positions of the lower-triangular-on-anchors loading matrix.
+
+    Returns
+    -------
+    free_rows, free_cols : ndarray
+        Positions of the unconstrained loadings.
+    anchor_rows : ndarray (d,)
+        Row of anchor k (its loading on skill k is fixed to 1).
+    labels : list of str
+        ``benchmark:skill`` labels of the free loadings.
+    """
+    anchor_rows = np.array([benchmarks.index(a) for a in anchors], dtype=int)
+    rows, cols, labels = [], [], []
+    for j, bench in enumerate(benchmarks):
+        if bench in anchors:
+            allowed = ()  # anchor k loads only on skill k, with loading 1
+        else:
+            allowed = range(d)
+        for s in allowed:
+            rows.append(j)
+            cols.append(s)
+            labels.append(f"{bench}:{s}")
+    return np.array(rows, int), np.array(cols, int), anchor_rows, labels
+
+
+# ------------------------------------------------------- maths shared by fit and predict
+def sigmoid(v, xp):
+    """Logistic function for NumPy (``xp=np``) or PyTensor (``xp=pt``)."""
+    if xp is np:
+        return 0.5 * (1.0 + np.tanh(0.5 * v))
+    import pytensor.tensor as pt
+
+    return pt.sigmoid(v)
+
+
+def linear_predictor(p: dict[str, Any], x, family_idx, sub_idx, instruct, xp):
+    """Skills of each model, ``(..., n_models, d)``.
+
+    ``p`` holds ``B (..., 3, d)``, ``a_family (..., F, d)`` and optionally
+    ``sub_offset (..., S, d)``, ``slope_offset (..., F, d)``, ``model_offset
+    (..., n_models, d)``, ``delta (..., d)``. With NumPy the leading dims are
+    (sample,); with PyTensor there are none.
+    """
+    if xp is np:
+        theta = np.einsum("mc,...cd->...md", x, p["B"])
+        theta = theta + p["a_family"][..., family_idx, :]
+        if "sub_offset" in p:
+            theta = theta + p["sub_offset"][..., sub_idx, :]
+        if "slope_offset" in p:
+            theta = theta + p["slope_offset"][..., family_idx, :] * x[:, :1]
+        if "delta" in p:
+            theta = theta + p["delta"][..., None, :] * instruct[:, None]
+        if "model_offset" in p:
+            theta = theta + p["model_offset"]
+        return theta
+    theta = xp.dot(x, p["B"]) + p["a_family"][family_idx]
+    if "sub_offset" in p:
+        theta = theta + p["sub_offset"][sub_idx]
+    if "slope_offset" in p:
+        theta = theta + p["slope_offset"][family_idx] * x[:, :1]
+    if "delta" in p:
+        theta = theta + p["delta"][None, :] * instruct[:, None]
+    if "model_offset" in p:
+        theta = theta + p["model_offset"]
+    return theta
+
+
+def cell_mean(theta, loadings, intercept, chance, cell_model, cell_bench, xp):
+    """Mean accuracy of each cell: ``c + (1 - c) * sigmoid(lambda' theta + b)``."""
+    if xp is np:
+        th = theta[..., cell_model, :]
+        lam = loadings[..., cell_bench, :]
+        eta = (th * lam).sum(-1) + intercept[..., cell_bench]
+    else:
+        eta = (theta[cell_model] * loadings[cell_bench]).sum(axis=-1) + intercept[cell_bench]
+    c = chance[cell_bench]
+    return c + (1.0 - c) * sigmoid(eta, xp)
+
+
+def beta_logp(y, mu, phi):
+    """Log density of ``Beta(mu * phi, (1 - mu) * phi)`` at ``y`` (NumPy)."""
+    from scipy.special import gammaln
+
+    a, b = mu * phi, (1 - mu) * phi
+    return (gammaln(phi) - gammaln(a) - gammaln(b) + (a - 1) * np.log(y)
+            + (b - 1) * np.log1p(-y))
+
+
+# ---------------------------------------------------------------------- the kind
+class SkillsKind:
+    """The ``skills`` model kind (Sloth-style latent skills, fit with NUTS)."""
+
+    name = "skills"
+    data_kind = "benchmark"
+    observed_name = "score"
+    #: ``pm.Data`` holding the observed scores (Beta likelihood), swapped by refits.
+    observed_data_name = "score_data"
+
+    # ------------------------------------------------------------------ spec
+    def validate_spec(self, spec: ModelSpec) -> None:
+        """Check the ``[skills]``, ``[hierarchy]``, ``[likelihood]`` and ``[priors]`` sections."""
+        where = spec.path or spec.name
+        unknown = set(spec.skills) - _SKILL_KEYS
+        if unknown:
+            raise SpecError(f"{where}: unknown [skills] key(s) {', '.join(sorted(unknown))} "
+                            f"(allowed: {', '.join(sorted(_SKILL_KEYS))})")
+        d = spec.skills.get("d", 2)
+        if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 4:
+            raise SpecError(f"{where}: [skills] d must be an integer from 1 to 4, got {d!r}")
+        anchors = spec.skills.get("anchors", list(DEFAULT_ANCHORS))
+        if not isinstance(anchors, list) or not all(isinstance(a, str) for a in anchors):
+            raise SpecError(f"{where}: [skills] anchors must be a list of benchmark names")
+        if len(anchors) < d:
+            raise SpecError(f"{where}: [skills] needs at least d = {d} anchors, got "
+                            f"{len(anchors)}")
+        if len(set(anchors)) != len(anchors):
+            raise SpecError(f"{where}: [skills] anchors contain duplicates")
+        for key in ("family_slope", "model_effect", "subfamily", "instruct"):
+            if key in spec.skills and not isinstance(spec.skills[key], bool):
+                raise SpecError(f"{where}: [skills] {key} must be true or false")
+        clip = spec.skills.get("clip", 0.005)
+        if isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 < clip < 0.1:
+            raise SpecError(f"{where}: [skills] clip must be a number in (0, 0.1)")
+        unknown = set(spec.hierarchy) - {"group", "subgroup"}
+        if unknown:
+            raise SpecError(f"{where}: unknown [hierarchy] key(s) {', '.join(sorted(unknown))}")
+        if spec.hierarchy.get("group", "family") != "family":
+            raise SpecError(f"{where}: [hierarchy] group must be 'family' for a skills model")
+        if spec.hierarchy.get("subgroup", "subfamily") not in ("subfamily", "none"):
+            raise SpecError(f"{where}: [hierarchy] subgroup must be 'subfamily' or 'none'")
+        unknown = set(spec.likelihood) - {"distribution"}
+        if unknown:
+            raise SpecError(f"{where}: unknown [likelihood] key(s) {', '.join(sorted(unknown))}")
+        if spec.likelihood.get("distribution", "beta") not in LIKELIHOODS:
+            raise SpecError(f"{where}: [likelihood] distribution must be one of "
+                            f"{', '.join(LIKELIHOODS)}")
+        need = required_priors(spec)
+        missing = need - set(spec.priors)
+        if missing:
+            raise SpecError(f"{where}: [priors] lacks {', '.join(sorted(missing))}")
+        # priors of components switched off may stay in the file (easy toggling)
+        extra = set(spec.priors) - need - _OPTIONAL_PRIORS
+        if extra:
+            raise SpecError(f"{where}: [priors] has prior(s) the model does not use: "
+                            f"{', '.join(sorted(extra))}")
+        for pname in ("sigma_family", "phi", "tau_sub", "tau_slope", "tau_model"):
+            if pname in need and not spec.priors[pname].positive:
+                raise SpecError(f"{where}: prior '{pname}' must have positive support "
+                                f"(got {spec.priors[pname].describe()})")
+        for pname in ("B", "loading", "intercept", "delta"):
+            if pname in need and spec.priors[pname].positive:
+                raise SpecError(f"{where}: prior '{pname}' must have support on the whole "
+                                f"real line (got {spec.priors[pname].describe()})")
+        unknown = set(spec.requirements) - {"min_models", "min_families"}
+        if unknown:
+            raise SpecError(f"{where}: unknown [requirements] key(s) "
+                            f"{', '.join(sorted(unknown))}")
+
+    # ------------------------------------------------------------------ data
+    def required_columns(self, spec: ModelSpec) -> list[str]:
+        """Columns a prediction row needs."""
+        return ["model", "family", "params", "tokens", "benchmark"]
+
+    def check_data(self, spec: ModelSpec, table: pd.DataFrame, source: str) -> None:
+        """Check that the benchmark table can be fit with this spec."""
+        opt = _options(spec)
+        for col in ("model", "family", "params", "tokens", "benchmark", "score"):
+            if col not in table:
+                raise DataError(f"a skills model needs column '{col}'", source=source,
+                                column=col)
+        if opt["likelihood"] != "beta":
+            if "n_items" not in table or table.loc[table["score"].notna(),
+                                                   "n_items"].isna().any():
+                raise DataError(f"likelihood '{opt['likelihood']}' needs n_items for every "
+                                "observed score", source=source, column="n_items")
+        bad = table[(table["params"].astype(float) <= 0) | (table["tokens"].astype(float) <= 0)
+                    | table["params"].isna() | table["tokens"].isna()]
+        if len(bad):
+            raise DataError(f"{bad['model'].nunique()} model(s) lack positive params/tokens "
+                            f"(e.g. {', '.join(sorted(bad['model'].astype(str).unique())[:5])})",
+                            source=source, column="tokens")
+        scores = table["score"].dropna().astype(float)
+        if ((scores < 0) | (scores > 1)).any():
+            raise DataError("scores must be accuracies in [0, 1]", source=source,
+                            column="score")
+        benchmarks = sorted(table["benchmark"].astype(str).unique())
+        anchors = [a for a in opt["anchors"] if a in benchmarks]
+        if len(anchors) < opt["d"]:
+            raise DataError(f"spec '{spec.name}' needs d = {opt['d']} anchor benchmarks "
+                            f"among {', '.join(opt['anchors'])}; the data has "
+                            f"{', '.join(anchors) or 'none'}",
+                            source=source, column="benchmark")
+        n_models = table["model"].nunique()
+        if n_models < int(spec.requirements.get("min_models", 5)):
+            raise DataError(f"spec '{spec.name}' needs at least "
+                            f"{spec.requirements.get('min_models', 5)} models, got {n_models}",
+                            source=source)
+        n_fam = table["family"].nunique()
+        if n_fam < int(spec.requirements.get("min_families", 2)):
+            raise DataError(f"spec '{spec.name}' needs at least "
+                            f"{spec.requirements.get('min_families', 2)} families, got {n_fam}",
+                            source=source, column="family")
+
+    def coords(self, spec: ModelSpec, table: pd.DataFrame) -> dict[str, list]:
+        """Named coordinates of the fit model."""
+        return self._coords(spec, make_design(spec, table))
+
+    def _coords(self, spec: ModelSpec, des: Design) -> dict[str, list]:
+        d = _options(spec)["d"]
+        *_, labels = loading_structure(des.benchmarks, des.anchors, d)
+        return {"skill": [f"skill{k + 1}" for k in range(d)], "covariate": list(COVARIATES),
+                "family": des.families, "subfamily": des.subfamilies,
+                "model": list(des.models["model"]), "benchmark": des.benchmarks,
+                "loading_free": labels, "cell": list(range(des.n_cells))}
+
+    # ------------------------------------------------------------------ model
+    def _parameters(self, spec: ModelSpec, des: Design) -> dict[str, Any]:
+        """Create every parameter in the current model; return the tensors the law needs."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        opt = _options(spec)
+        d, J = opt["d"], len(des.benchmarks)
+        pri = spec.priors
+        out: dict[str, Any] = {}
+        out["B"] = pri["B"].create("B", dims=("covariate", "skill"))
+        sigma_f = pri["sigma_family"].create("sigma_family", dims="skill")
+        a_z = pm.Normal("a_z", 0.0, 1.0, dims=("family", "skill"))
+        out["a_family"] = pm.Deterministic("a_family", a_z * sigma_f, dims=("family", "skill"))
+        if opt["subfamily"] and spec.hierarchy.get("subgroup", "subfamily") == "subfamily":
+            tau = pri["tau_sub"].create("tau_sub", dims="skill")
+            z = pm.Normal("sub_z", 0.0, 1.0, dims=("subfamily", "skill"))
+            out["sub_offset"] = pm.Deterministic("sub_offset", z * tau,
+                                                 dims=("subfamily", "skill"))
+        if opt["family_slope"]:
+            tau = pri["tau_slope"].create("tau_slope", dims="skill")
+            z = pm.Normal("slope_z", 0.0, 1.0, dims=("family", "skill"))
+            out["slope_offset"] = pm.Deterministic("slope_offset", z * tau,
+                                                   dims=("family", "skill"))
+        if opt["model_effect"]:
+            tau = pri["tau_model"].create("tau_model", dims="skill")
+            z = pm.Normal("model_z", 0.0, 1.0, dims=("model", "skill"))
+            out["model_offset"] = z * tau
+        if opt["instruct"]:
+            out["delta"] = pri["delta"].create("delta", dims="skill")
+        rows, cols, anchor_rows, _ = loading_structure(des.benchmarks, des.anchors, d)
+        free = pri["loading"].create("loading", dims="loading_free")
+        lam = pt.zeros((J, d))
+        if len(rows):
+            lam = pt.set_subtensor(lam[rows, cols], free)
+        lam = pt.set_subtensor(lam[anchor_rows, np.arange(d)], 1.0)
+        out["loadings"] = pm.Deterministic("loadings", lam, dims=("benchmark", "skill"))
+        out["intercept"] = pri["intercept"].create("intercept", dims="benchmark")
+        if opt["likelihood"] != "binomial":
+            out["phi"] = pri["phi"].create("phi", dims="benchmark")
+        return out
+
+    def _mu(self, p: dict[str, Any], des: Design):
+        import pytensor.tensor as pt
+
+        theta = linear_predictor(p, des.x, des.family_idx, des.sub_idx,
+                                 des.models["instruct"].to_numpy(float), pt)
+        return cell_mean(theta, p["loadings"], p["intercept"], des.chance, des.cell_model,
+                         des.cell_bench, pt)
+
+    def build(self, spec: ModelSpec, table: pd.DataFrame) -> pm.Model:
+        """Build the fit model: every observed cell of ``table`` enters the likelihood."""
+        import pymc as pm
+
+        des = make_design(spec, table)
+        opt = _options(spec)
+        with pm.Model(coords=self._coords(spec, des)) as model:
+            p = self._parameters(spec, des)
+            mu = self._mu(p, des)
+            if opt["likelihood"] == "beta":
+                phi = p["phi"][des.cell_bench]
+                y = pm.Data(self.observed_data_name, des.y, dims="cell")
+                pm.Beta(self.observed_name, alpha=mu * phi, beta=(1 - mu) * phi,
+                        observed=y, dims="cell")
+            else:
+                n = des.n_items
+                k = np.round(des.y * n)
+                if opt["likelihood"] == "binomial":
+                    pm.Binomial(self.observed_name, n=n, p=mu, observed=k, dims="cell")
+                else:
+                    phi = p["phi"][des.cell_bench]
+                    pm.BetaBinomial(self.observed_name, n=n, alpha=mu * phi,
+                                    beta=(1 - mu) * phi, observed=k, dims="cell")
+        log.info("skills model: %d models, %d benchmarks, %d observed cells used",
+                 len(des.models), len(des.benchmarks), des.n_cells)
+        return model
+
+    def build_masked(self, spec: ModelSpec, table: pd.DataFrame) -> tuple[pm.Model, Design]:
+        """Fit model whose likelihood covers only cells with ``train_mask = 1``.
+
+        ``train_mask`` is a ``pm.Data`` vector over cells, so one compiled model serves
+        every fold of a backtest (``compiled.with_data(train_mask=...)``). Held-out cells
+        are predicted from the draws of the same graph. Beta likelihood only.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        des = make_design(spec, table)
+        if _options(spec)["likelihood"] != "beta":
+            raise SpecError("backtests with one compiled model support the beta likelihood only")
+        with pm.Model(coords=self._coords(spec, des)) as model:
+            mask = pm.Data("train_mask", np.ones(des.n_cells), dims="cell")
+            p = self._parameters(spec, des)
+            mu = self._mu(p, des)
+            phi = p["phi"][des.cell_bench]
+            logp = pm.logp(pm.Beta.dist(alpha=mu * phi, beta=(1 - mu) * phi), des.y)
+            pm.Potential("score_loglik", pt.sum(mask * logp))
+        return model, des
+
+    def simulated_table(self, design: pd.DataFrame, simulated: np.ndarray) -> pd.DataFrame:
+        """``design`` with its observed scores replaced by ``simulated`` (cell order)."""
+        out = design.copy()
+        observed = out["score"].notna().to_numpy()
+        out.loc[observed, "score"] = np.asarray(simulated, float)
+        return out
+
+    def summary_var_names(self, spec: ModelSpec) -> list[str]:
+        """Shared slopes, loadings, intercepts, precisions, then population scales."""
+        opt = _options(spec)
+        names = ["B", "loadings", "intercept", "sigma_family"]
+        if opt["likelihood"] != "binomial":
+            names.append("phi")
+        if opt["instruct"]:
+            names.append("delta")
+        for key, name in (("subfamily", "tau_sub"), ("family_slope", "tau_slope"),
+                          ("model_effect", "tau_model")):
+            if opt[key]:
+                names.append(name)
+        return names
+
+    # ------------------------------------------------------------------ starts
+    def initial_values(self, spec: ModelSpec, table: pd.DataFrame, model: pm.Model
+                       ) -> dict[str, np.ndarray]:
+        """Best of several MAP optimisations, as starting values for every chain."""
+        return map_start(model, n_starts=2, maxiter=1000,
+                         seed=int(spec.sampler.get("seed", 0)))
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, posterior, rows: pd.DataFrame, *, seed: int) -> xr.Dataset:
+        """Posterior predictive accuracy of each row (a model on a benchmark).
+
+        Parameters
+        ----------
+        posterior : bayescale.posterior.Posterior
+            A fitted skills posterior.
+        rows : DataFrame
+            ``model, family, params, tokens, benchmark`` and optionally ``subfamily``,
+            ``instruct``. Benchmarks must be ones the model was fit on. Rows of the same
+            ``model`` share that model's draw of its deviation ``e``; families and
+            sub-families not seen in training draw new intercepts from the population.
+        seed : int
+            Seed of the predictive draws.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``mu`` (mean accuracy) and ``y`` (a new score), dims ``(chain, draw, row)``.
+        """
+        import xarray as xr
+
+        spec = posterior.spec
+        des = make_design(spec, posterior.fit_table)
+        post = posterior.posterior
+        mu = predict_mean(spec, des, post, rows, seed=seed)
+        n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+        rng = np.random.default_rng(seed + 1)
+        bench_idx = _bench_index(des, rows)
+        mu_flat = mu.reshape(n_chain * n_draw, -1)
+        y = draw_scores(spec, post, mu_flat, bench_idx, rng,
+                        n_items=rows["n_items"].to_numpy(float) if "n_items" in rows else None)
+        dims = ("chain", "draw", "row")
+        coords = {"chain": post["chain"].values, "draw": post["draw"].values,
+                  "row": np.arange(len(rows))}
+        return xr.Dataset({"mu": (dims, mu), "y": (dims, y.reshape(mu.shape))}, coords=coords)
+
+
+def _bench_index(des: Design, rows: pd.DataFrame) -> np.ndarray:
+    unknown = sorted(set(rows["benchmark"].astype(str)) - set(des.benchmarks))
+    if unknown:
+        raise DataError(f"benchmark(s) {', '.join(unknown)} were not in the fit (known: "
+                        f"{', '.join(des.benchmarks)})", source="prediction rows",
+                        column="benchmark")
+    return pd.Categorical(rows["benchmark"].astype(str), categories=des.benchmarks).codes
+
+
+def _stack(post, name: str) -> np.ndarray:
+    da = post[name]
+    return da.values.reshape((-1, *da.shape[2:]))
+
+
+def draw_scores(spec: ModelSpec, post, mu_flat: np.ndarray, bench_idx: np.ndarray, rng,
+                n_items: np.ndarray | None = None) -> np.ndarray:
+    """Draw a new score per (sample, row) given mean accuracies ``mu_flat`` (sample, row)."""
+    lik = _options(spec)["likelihood"]
+    mu_c = np.clip(mu_flat, 1e-9, 1 - 1e-9)
+    if lik == "binomial" or (lik == "beta_binomial" and n_items is not None):
+        n = np.broadcast_to(np.nan_to_num(n_items, nan=100.0), mu_c.shape).astype(int)
+        if lik == "binomial":
+            return rng.binomial(n, mu_c) / n
+        phi = _stack(post, "phi")[:, bench_idx]
+        return rng.binomial(n, rng.beta(mu_c * phi, (1 - mu_c) * phi)) / n
+    phi = _stack(post, "phi")[:, bench_idx]
+    return rng.beta(mu_c * phi, (1 - mu_c) * phi)
+
+
+def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed: int
+                 ) -> np.ndarray:
+    """Draws of the mean accuracy ``mu`` for prediction rows, shape (chain, draw, row)."""
+    opt = _options(spec)
+    rng = np.random.default_rng(seed)
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    n_s = n_chain * n_draw
+    d = opt["d"]
+    rows = rows.reset_index(drop=True)
+    bench_idx = _bench_index(des, rows)
+    frame = rows.copy()
+    if "subfamily" not in frame:
+        frame["subfamily"] = frame["family"]
+    new_models = model_table(frame.assign(score=np.nan))
+    x = (_log_covariates(new_models["params"], new_models["tokens"]) - des.x_mean) / des.x_sd
+    p: dict[str, np.ndarray] = {"B": _stack(post, "B")}
+
+    def extend(known: np.ndarray, labels: list[str], wanted: pd.Series, scale):
+        new = sorted(set(wanted) - set(labels))
+        if new:
+            fresh = rng.standard_normal((n_s, len(new), d))
+            if scale is not None:
+                fresh = fresh * scale[:, None, :]
+            known = np.concatenate([known, fresh], axis=1)
+        idx = pd.Categorical(wanted, categories=list(labels) + new).codes
+        return known, idx
+
+    a, fam_idx = extend(_stack(post, "a_family"), des.families, new_models["family"],
+                        _stack(post, "sigma_family"))
+    p["a_family"] = a
+    sub_idx = np.zeros(len(new_models), dtype=int)
+    if "sub_offset" in post:
+        p["sub_offset"], sub_idx = extend(_stack(post, "sub_offset"), des.subfamilies,
+                                          new_models["subfamily"], _stack(post, "tau_sub"))
+    if "slope_offset" in post:
+        p["slope_offset"], _ = extend(_stack(post, "slope_offset"), des.families,
+                                      new_models["family"], _stack(post, "tau_slope"))
+    if "delta" in post:
+        p["delta"] = _stack(post, "delta")
+    if "tau_model" in post:
+        p["model_offset"] = (rng.standard_normal((n_s, len(new_models), d))
+                             * _stack(post, "tau_model")[:, None, :])
+    theta = linear_predictor(p, x, fam_idx, sub_idx, new_models["instruct"].to_numpy(float),
+                             np)
+    model_idx = pd.Categorical(rows["model"].astype(str), categories=new_models["model"]).codes
+    mu = cell_mean(theta, _stack(post, "loadings"), _stack(post, "intercept"), des.chance,
+                   model_idx, bench_idx, np)
+    return mu.reshape(n_chain, n_draw, len(rows))
+
+
+# ---------------------------------------------------------------------- MAP starts
+def map_start(model: pm.Model, *, n_starts: int = 4, seed: int = 0, maxiter: int = 3000,
+              floor_scales: float = 0.05) -> dict[str, np.ndarray]:
+    """Best of ``n_starts`` L-BFGS optimisations of the log posterior, as a start point.
+
+    Each optimisation starts from the model's initial point with a U(-1, 1) jitter on
+    the unconstrained scale. Population scales (``tau_*``) are floored at
+    ``floor_scales`` so that the chains do not start in the neck of a funnel.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Constrained starting values by free variable name (for ``initvals``).
+    """
+    fn, names, shapes, x0s = _map_problem(model, n_starts, seed)
+    best = _optimise(fn, x0s, maxiter)
+    return _unflatten_constrained(model, best, names, shapes, floor_scales)
+
+
+def _map_problem(model, n_starts, seed):
+    import pymc as pm
+
+    value_vars = model.value_vars
+    logp = model.logp(jacobian=True)
+    dlogp = pm.pytensorf.gradient(logp, value_vars)
+    fn = pm.pytensorf.compile([*value_vars], [logp, dlogp], mode="FAST_RUN")
+    names = [v.name for v in value_vars]
+    ip = model.initial_point()
+    shapes = [np.shape(ip[n]) for n in names]
+    rng = np.random.default_rng(seed)
+    base = np.concatenate([np.ravel(ip[n]) for n in names])
+    x0s = [base + rng.uniform(-1, 1, base.shape) for _ in range(n_starts)]
+
+    def split(x):
+        out, c = [], 0
+        for shp in shapes:
+            n = int(np.prod(shp))
+            out.append(x[c:c + n].reshape(shp))
+            c += n
+        return out
+
+    def f(x):
+        lp, g = fn(*split(x))
+        return -float(lp), -np.asarray(g, float)
+
+    return f, names, shapes, x0s
+
+
+def _optimise(f, x0s, maxiter):
+    from scipy.optimize import minimize
+
+    best, best_val = None, np.inf
+    for x0 in x0s:
+        try:
+            res = minimize(f, x0, jac=True, method="L-BFGS-B",
+                           options={"maxiter": maxiter, "maxfun": 2 * maxiter})
+        except (FloatingPointError, ValueError):
+            continue
+        if np.isfinite(res.fun) and res.fun < best_val:
+            best, best_val = res.x, res.fun
+    if best is None:
+        raise DataError("no MAP optimisation reached a finite log posterior")
+    return best
+
+
+def _unflatten_constrained(model, x, names, shapes, floor_scales):
+    out = {}
+    c = 0
+    by_value = {model.rvs_to_values[rv].name: rv for rv in model.free_RVs}
+    for name, shp in zip(names, shapes, strict=True):
+        n = int(np.prod(shp))
+        val = x[c:c + n].reshape(shp)
+        c += n
+        rv = by_value[name]
+        transform = model.rvs_to_transforms.get(rv)
+        if transform is not None:
+            val = transform.backward(val, *rv.owner.inputs).eval()
+        if rv.name.startswith(("tau_", "sigma_")):
+            val = np.maximum(val, floor_scales)
+        out[rv.name] = np.asarray(val, float)
+    return out
+
+
+KIND = SkillsKind()

@@ -1,0 +1,144 @@
+"""Backtests and calibration metrics."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale import evaluate
+from bayescale.errors import DataError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_skills import simulated_table, small_spec  # noqa: E402
+
+SLOTH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sloth"
+
+
+def test_crps_matches_closed_form_for_normal():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(0, 1, (20000, 1))
+    obs = np.array([0.7])
+    # CRPS of N(0,1) at y: y(2Phi(y)-1) + 2phi(y) - 1/sqrt(pi)
+    from scipy import stats
+
+    exact = obs * (2 * stats.norm.cdf(obs) - 1) + 2 * stats.norm.pdf(obs) - 1 / np.sqrt(np.pi)
+    assert evaluate.crps_samples(draws, obs)[0] == pytest.approx(exact[0], abs=0.01)
+
+
+def _fake_predictions(n=400, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    truth_mu = rng.uniform(0.3, 0.7, n)
+    draws = truth_mu + rng.normal(0, 0.05 * scale, (2000, n))
+    observed = np.round(truth_mu + rng.normal(0, 0.05, n), 2)
+
+    class D:
+        pass
+
+    des = D()
+    des.models = pd.DataFrame({"model": [f"m{i % 40}" for i in range(n)],
+                               "family": [f"f{i % 8}" for i in range(n)],
+                               "subfamily": [f"f{i % 8}" for i in range(n)],
+                               "params": 1e9, "tokens": 1e12, "instruct": 0.0})
+    des.cell_model = np.arange(n)
+    des.cell_bench = np.arange(n) % 3
+    des.benchmarks = ["A", "B", "C"]
+    des.y = observed
+    des.models = pd.concat([des.models] * 1, ignore_index=True)
+    fold = evaluate.Fold(name="f", test_models=[], group="g")
+    return evaluate.prediction_table(des, np.arange(n), draws, draws, fold)
+
+
+def test_metrics_of_calibrated_predictions():
+    m = evaluate.metrics(_fake_predictions())
+    assert set(m["coverage"]) == {"0.5", "0.8", "0.9", "0.95"}
+    assert m["coverage"]["0.9"] == pytest.approx(0.9, abs=0.05)
+    assert m["coverage"]["0.5"] == pytest.approx(0.5, abs=0.08)
+    assert m["coverage_rounded"]["0.9"] >= m["coverage"]["0.9"] - 0.02
+    assert m["mae_pp"] == pytest.approx(4.0, abs=0.8)  # E|N(0, 0.05)| = 4 pp
+    assert m["n_cells"] == 400 and m["n_benchmarks"] == 3
+    assert m["mean_interval_width_90_pp"] == pytest.approx(2 * 1.645 * 5, rel=0.1)
+
+
+def test_overconfident_predictions_undercover():
+    m = evaluate.metrics(_fake_predictions(scale=0.3))
+    assert m["coverage"]["0.9"] < 0.5
+
+
+def test_write_backtest_is_atomic(tmp_path):
+    preds = _fake_predictions(n=30)
+    out = evaluate.write_backtest(tmp_path / "bt", preds, {"mae_pp": 1.0})
+    assert json.loads((out / "metrics.json").read_text())["mae_pp"] == 1.0
+    assert len(pd.read_csv(out / "predictions.csv")) == 30
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_flops_cutoff_and_largest_per_family_split():
+    table = simulated_table()
+    uni, folds = evaluate.flops_cutoff(table, cutoff=6 * 5e9 * 1e12)
+    assert len(folds) == 1 and folds[0].test_models
+    models = uni.drop_duplicates("model").set_index("model")
+    flops = 6 * models["params"] * models["tokens"]
+    assert set(folds[0].test_models) == set(flops.index[flops >= 3e22])
+    uni, folds = evaluate.largest_per_family(table)
+    assert len(folds[0].test_models) == table["family"].nunique()
+    with pytest.raises(DataError, match="no training or no test"):
+        evaluate.flops_cutoff(table, cutoff=1.0)
+
+
+def test_leave_family_out_keeps_smallest():
+    table = simulated_table(missing=0.0)
+    groups = {"benchmarks": {"v1": ["MMLU", "GSM8K", "ARC", "HellaSwag"]},
+              "groups": {"1": {"v1": [["fam0", "fam0-chat"], ["fam1"]]}}}
+    uni, folds = evaluate.leave_family_out(table, groups, experiment="v1", keep_smallest=1)
+    # fam0-chat has a single model: its sub-family is dropped (needs n_train + 1 = 2)
+    assert "fam0-chat" not in set(uni["subfamily"])
+    assert folds[0].test_models == ["fam0-1", "fam0-2"]
+    assert folds[1].test_models == ["fam1-1", "fam1-2"]
+    with pytest.raises(DataError, match="no entry"):
+        evaluate.leave_family_out(table, groups, experiment="v2", keep_smallest=1)
+
+
+@pytest.mark.shared_data
+def test_sloth_protocol_sizes():
+    """Test sizes of the Sloth protocol at n = 1 (PROTOCOL.md): 60 / 37 / 27 models."""
+    from bayescale import datasets
+
+    groups = json.loads((SLOTH / "test_groups.json").read_text())
+    table = datasets.load("open-llm-leaderboard").table
+    sizes = {}
+    for exp in ("v1", "v2", "v1v2"):
+        _, folds = evaluate.leave_family_out(table, groups, experiment=exp, keep_smallest=1)
+        sizes[exp] = (len(folds), sum(len(f.test_models) for f in folds))
+    assert sizes == {"v1": (19, 60), "v2": (12, 37), "v1v2": (11, 27)}
+
+
+@pytest.mark.slow
+def test_small_backtest_end_to_end(tmp_path):
+    table = simulated_table(missing=0.0)
+    m = evaluate.backtest(small_spec(), table, protocol="largest-per-family",
+                          out=tmp_path / "bt", draws=150, tune=200, chains=2, seed=1)
+    assert m["n_cells"] == 6 * 4 and m["n_folds"] == 1
+    assert 0 <= m["coverage"]["0.9"] <= 1 and m["mae_pp"] < 15
+    assert (tmp_path / "bt" / "predictions.csv").exists()
+    preds = pd.read_csv(tmp_path / "bt" / "predictions.csv")
+    assert {"model", "family", "benchmark", "observed", "mean", "q0.05", "q0.95"} <= set(
+        preds.columns)
+
+
+def test_cli_backtest_user_errors(tmp_path, capsys):
+    from bayescale.cli import main
+
+    status = main(["backtest", "skills", "--data", "open-llm-leaderboard",
+                   "--protocol", "leave-family-out", "--out", str(tmp_path / "bt")])
+    assert status == 1
+    assert "needs --groups" in capsys.readouterr().err
+    assert not (tmp_path / "bt").exists()
+    status = main(["backtest", "chinchilla", "--data", "open-llm-leaderboard",
+                   "--protocol", "largest-per-family", "--out", str(tmp_path / "bt")])
+    assert status == 1
+    assert "skills models" in capsys.readouterr().err

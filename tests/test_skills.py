@@ -1,0 +1,206 @@
+"""The latent-skills model kind: spec validation, design, maths, a small real NUTS fit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.errors import ConvergenceWarning, DataError, SpecError
+from bayescale.kinds import get_kind, skills
+from bayescale.spec import load_spec
+
+BENCH = ["MMLU", "GSM8K", "ARC", "HellaSwag"]
+CHANCE = {"MMLU": 0.25, "GSM8K": 0.0, "ARC": 0.25, "HellaSwag": 0.25}
+
+
+def small_spec(**skill_opts):
+    opts = {"d": 2, "model_effect": False}
+    opts.update(skill_opts)
+    return load_spec("skills").with_overrides(skills=opts)
+
+
+def simulated_table(seed=0, n_fam=6, per_fam=4, missing=0.1):
+    """A benchmark table from a known 2-skill law (sizes 0.1B-70B, tokens 0.3T-15T)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    lam = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.3], [0.6, -0.2]])
+    b = np.array([0.0, -1.0, 0.3, 0.5])
+    for f in range(n_fam):
+        a = rng.normal(0, 0.7, 2)
+        tokens = 10 ** rng.uniform(11.5, 13)
+        for k, params in enumerate(np.geomspace(1e8, 7e10, per_fam) * rng.uniform(0.8, 1.2)):
+            x = np.log(params / 1e9)
+            theta = np.array([0.6 * x, 0.8 * x]) + a
+            for j, bench in enumerate(BENCH):
+                if rng.uniform() < missing and bench not in ("MMLU", "GSM8K"):
+                    continue
+                c = CHANCE[bench]
+                mu = c + (1 - c) / (1 + np.exp(-(lam[j] @ theta + b[j])))
+                score = np.round(rng.beta(mu * 200, (1 - mu) * 200), 2)
+                rows.append({"model": f"fam{f}-{k}", "family": f"fam{f}",
+                             "subfamily": f"fam{f}" + ("-chat" if k == per_fam - 1 else ""),
+                             "instruct": k == per_fam - 1, "params": params,
+                             "tokens": tokens, "benchmark": bench, "score": score,
+                             "n_items": pd.NA, "chance": c})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ spec
+def test_shipped_spec_loads():
+    spec = load_spec("skills")
+    assert spec.kind == "skills"
+    assert get_kind("skills") is skills.KIND
+    assert 1 <= spec.skills["d"] <= 4
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"skills": {"d": 5}}, "d must be an integer from 1 to 4"),
+    ({"skills": {"d": 2, "anchors": ["MMLU"]}}, "at least d = 2 anchors"),
+    ({"skills": {"anchors": ["MMLU", "MMLU", "GSM8K", "ARC"]}}, "duplicates"),
+    ({"skills": {"colour": 1}}, "unknown \\[skills\\]"),
+    ({"likelihood": {"distribution": "normal"}}, "distribution must be one of"),
+    ({"hierarchy": {"group": "none"}}, "group must be 'family'"),
+])
+def test_bad_specs_are_rejected(override, message):
+    with pytest.raises(SpecError, match=message):
+        load_spec("skills").with_overrides(**override)
+
+
+def test_missing_prior_is_rejected():
+    raw = dict(load_spec("skills").raw)
+    raw["priors"] = {k: v for k, v in raw["priors"].items() if k != "B"}
+    from bayescale.spec import parse_spec
+
+    with pytest.raises(SpecError, match="lacks B"):
+        parse_spec(raw)
+
+
+# ------------------------------------------------------------------ design and maths
+def test_marker_identification_of_loadings():
+    rows, cols, anchor_rows, labels = skills.loading_structure(
+        ["ARC", "GSM8K", "HellaSwag", "MMLU"], ["MMLU", "GSM8K"], 2)
+    assert list(anchor_rows) == [3, 1]
+    # anchors have no free loading: their row of the loading matrix is a unit vector
+    assert not set(rows) & {1, 3}
+    assert labels == ["ARC:0", "ARC:1", "HellaSwag:0", "HellaSwag:1"]
+
+
+def test_design_counts_observed_cells_and_standardises():
+    table = simulated_table(missing=0.3)
+    table.loc[0, "score"] = np.nan
+    spec = small_spec()
+    des = skills.make_design(spec, table)
+    assert des.n_cells == int(table["score"].notna().sum())
+    assert np.allclose(des.x.mean(axis=0), 0, atol=1e-9)
+    assert des.anchors == ["MMLU", "GSM8K"]
+    assert des.y.min() >= 0.005 and des.y.max() <= 0.995
+    assert len(des.subfamilies) == 12
+
+
+def test_numpy_and_pytensor_means_agree():
+    table = simulated_table()
+    spec = small_spec(family_slope=True)
+    model = skills.KIND.build(spec, table)
+    des = skills.make_design(spec, table)
+    rng = np.random.default_rng(3)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+    outs = model.replace_rvs_by_values([
+        model["score"].owner.inputs[2], model["loadings"], model["B"], model["a_family"],
+        model["sub_offset"], model["slope_offset"], model["delta"], model["intercept"]])
+    f = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+    alpha, lam, B, a, sub, slope, delta, b = f(point)
+    phi = np.exp(point["phi_log__"])[des.cell_bench]
+    p = {"B": B[None], "a_family": a[None], "sub_offset": sub[None],
+         "slope_offset": slope[None], "delta": delta[None]}
+    theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
+                                    des.models["instruct"].to_numpy(float), np)
+    mu = skills.cell_mean(theta, lam[None], b[None], des.chance, des.cell_model,
+                          des.cell_bench, np)[0]
+    assert np.allclose(mu * phi, alpha, rtol=1e-6)
+    assert np.all(mu >= des.chance[des.cell_bench])
+
+
+def test_beta_logp_matches_scipy():
+    from scipy import stats
+
+    y, mu, phi = np.array([0.3, 0.7]), np.array([0.4, 0.6]), np.array([50.0, 9.0])
+    expected = stats.beta(mu * phi, (1 - mu) * phi).logpdf(y)
+    assert np.allclose(skills.beta_logp(y, mu, phi), expected)
+
+
+def test_check_data_errors():
+    spec = small_spec()
+    table = simulated_table()
+    strict = small_spec(anchors=["MMLU", "GSM8K"])
+    with pytest.raises(DataError, match="anchor benchmarks"):
+        skills.KIND.check_data(strict, table[table["benchmark"] != "GSM8K"], "t")
+    # with the default preference list another benchmark becomes the second anchor
+    skills.KIND.check_data(spec, table[table["benchmark"] != "GSM8K"], "t")
+    bad = table.copy()
+    bad.loc[0, "tokens"] = np.nan
+    with pytest.raises(DataError, match="lack positive params/tokens"):
+        skills.KIND.check_data(spec, bad, "t")
+    bad = table.copy()
+    bad.loc[0, "score"] = 1.5
+    with pytest.raises(DataError, match="accuracies"):
+        skills.KIND.check_data(spec, bad, "t")
+    skills.KIND.check_data(spec, table, "t")
+
+
+def test_build_has_named_coords_and_masked_variant():
+    table = simulated_table(missing=0.2)
+    spec = small_spec()
+    model = skills.KIND.build(spec, table)
+    assert model.coords["skill"] == ("skill1", "skill2")
+    assert len(model.coords["cell"]) == len(table)
+    masked, des = skills.KIND.build_masked(spec, table)
+    assert masked["train_mask"].get_value().shape == (des.n_cells,)
+    assert set(skills.KIND.summary_var_names(spec)) <= set(model.named_vars)
+
+
+def test_map_start_is_finite_and_floors_scales():
+    table = simulated_table()
+    spec = small_spec()
+    model = skills.KIND.build(spec, table)
+    start = skills.map_start(model, n_starts=1, maxiter=200)
+    assert set(start) == {rv.name for rv in model.free_RVs}
+    assert np.all(start["tau_sub"] >= 0.05)
+    assert all(np.all(np.isfinite(v)) for v in start.values())
+
+
+# ------------------------------------------------------------------ a real fit
+@pytest.fixture(scope="module")
+def skills_posterior():
+    from bayescale.fitting import fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fit(small_spec(), simulated_table(), draws=400, tune=400, chains=2, seed=4)
+
+
+@pytest.mark.slow
+def test_small_fit_recovers_and_predicts(skills_posterior):
+    post = skills_posterior
+    # a tiny data set (6 families): sigma_family mixes slowly; this checks the pipeline
+    assert post.diagnostics.max_r_hat < 1.2
+    lam = post.posterior["loadings"].sel(benchmark="ARC", skill="skill1").values
+    assert 0.3 < np.median(lam) < 1.5  # truth 0.8
+    rows = pd.DataFrame({
+        "model": ["fam0-new", "fam0-new", "stranger-7b"],
+        "family": ["fam0", "fam0", "stranger"],
+        "params": [1.2e11, 1.2e11, 7e9], "tokens": [2e12, 2e12, 2e12],
+        "benchmark": ["MMLU", "ARC", "MMLU"],
+    })
+    draws = skills.KIND.predict(post, rows, seed=1)
+    assert draws["mu"].dims == ("chain", "draw", "row")
+    assert draws["y"].shape == draws["mu"].shape
+    assert float(draws["mu"].min()) >= 0.25 - 1e-9 and float(draws["y"].max()) <= 1
+    width = draws["y"].quantile(0.95, ("chain", "draw")) - draws["y"].quantile(
+        0.05, ("chain", "draw"))
+    # an unseen family is less certain than a known one at a similar size
+    assert float(width[2]) > 0.5 * float(width[0])
+    with pytest.raises(DataError, match="not in the fit"):
+        skills.KIND.predict(post, rows.assign(benchmark="BBH"), seed=1)
