@@ -139,7 +139,9 @@ def simulate_and_fit(spec: ModelSpec | str, design: pd.DataFrame, *, n_simulatio
     refitter = Refitter(spec, design, draws=draws, tune=tune, chains=chains)
     for i, sim in enumerate(tqdm(sims, desc=f"simulate and fit {spec.name}",
                                  disable=not progressbar)):
-        post, diag = refitter.fit(sim.observed, seed=seed + 1 + i)
+        # the kind's own preparation of observations (e.g. scores of exactly 0 or 1 clipped)
+        observed = refitter.kind.observed_values(spec, sim.table)
+        post, diag = refitter.fit(observed, seed=seed + 1 + i)
         yield i, sim, post, diag
 
 

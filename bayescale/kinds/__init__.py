@@ -44,6 +44,9 @@ class ModelKind(Protocol):
     def summary_var_names(self, spec: ModelSpec) -> list[str]:
         """Return the parameters shown in summaries, in order."""
 
+    def observed_values(self, spec: ModelSpec, table: pd.DataFrame):
+        """Return the observation vector the fit model conditions on."""
+
     def required_columns(self, spec: ModelSpec) -> list[str]:
         """Return the columns a prediction row needs."""
 

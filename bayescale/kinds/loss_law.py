@@ -340,6 +340,10 @@ class LossLawKind:
         """Return ``design`` with its losses replaced by simulated log-losses."""
         return design.assign(loss=np.exp(np.asarray(simulated, dtype=float)))
 
+    def observed_values(self, spec: ModelSpec, table: pd.DataFrame) -> np.ndarray:
+        """Return the observations the fit model conditions on (log-losses, row order)."""
+        return np.log(table["loss"].to_numpy(float))
+
     def required_columns(self, spec: ModelSpec) -> list[str]:
         """Covariate columns a prediction row needs."""
         cols = sorted({t.variable for t in terms(spec)})

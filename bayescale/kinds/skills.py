@@ -561,6 +561,10 @@ class SkillsKind:
         out.loc[observed, "score"] = np.asarray(simulated, float)
         return out
 
+    def observed_values(self, spec: ModelSpec, table: pd.DataFrame) -> np.ndarray:
+        """Return the observations the fit model conditions on (clipped scores, cells)."""
+        return make_design(spec, table).y
+
     def summary_var_names(self, spec: ModelSpec) -> list[str]:
         """Shared slopes, loadings, intercepts, precisions, then population scales."""
         opt = _options(spec)
