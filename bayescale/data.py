@@ -292,19 +292,7 @@ class WideTable:
 class _RowsDataError(DataError):
     """A DataError located by DataFrame index labels ("row") instead of file lines."""
 
-    def _format(self) -> str:
-        where = []
-        if self.source:
-            where.append(str(self.source))
-        if self.rows:
-            shown = ", ".join(str(r) for r in self.rows[:10])
-            more = f" and {len(self.rows) - 10} more" if len(self.rows) > 10 else ""
-            label = "row" if len(self.rows) == 1 else "rows"
-            where.append(f"{label} {shown}{more}")
-        if self.column is not None:
-            where.append(f"column '{self.column}'")
-        prefix = ", ".join(where)
-        return f"{prefix}: {self.problem}" if prefix else self.problem
+    location_unit = ("row", "rows")
 
 
 @dataclass

@@ -29,6 +29,9 @@ class DataError(BayescaleError, ValueError):
         The offending column.
     """
 
+    #: How ``rows`` are named in the message (singular, plural): file lines by default.
+    location_unit = ("line", "lines")
+
     def __init__(
         self,
         problem: str,
@@ -50,7 +53,7 @@ class DataError(BayescaleError, ValueError):
         if self.rows:
             shown = ", ".join(str(r) for r in self.rows[:10])
             more = f" and {len(self.rows) - 10} more" if len(self.rows) > 10 else ""
-            label = "line" if len(self.rows) == 1 else "lines"
+            label = self.location_unit[0 if len(self.rows) == 1 else 1]
             where.append(f"{label} {shown}{more}")
         if self.column is not None:
             where.append(f"column '{self.column}'")
