@@ -150,9 +150,11 @@ def _elements(name: str, truth: np.ndarray, draws: xr.DataArray):
     if truth.ndim == 0:
         yield name, float(truth), draws.values
         return
-    dim = [d for d in draws.dims if d not in ("chain", "draw")][0]
-    for j, label in enumerate(draws[dim].values):
-        yield f"{name}[{label}]", float(truth[j]), draws.isel({dim: j}).values
+    dims = [d for d in draws.dims if d not in ("chain", "draw")]
+    for index in np.ndindex(*truth.shape):
+        selection = dict(zip(dims, index, strict=True))
+        label = ",".join(str(draws[d].values[i]) for d, i in selection.items())
+        yield f"{name}[{label}]", float(truth[index]), draws.isel(selection).values
 
 
 def parameter_recovery(spec: ModelSpec | str, design: pd.DataFrame, *, n_simulations: int,
