@@ -39,9 +39,17 @@ def predict_draws(posterior: Posterior, rows, *, seed: int | None = None) -> xr.
         ``mu`` (the mean curve) and ``y`` (a new observation), dims
         ``(chain, draw, row)``, on the data scale (loss in nats, or accuracy).
     """
-    kind = posterior.kind
-    frame = read_prediction_rows(rows, required=kind.required_columns(posterior.spec))
-    return kind.predict(posterior, frame, seed=posterior.seed if seed is None else seed)
+    return _draws_for(posterior, _rows_for(posterior, rows), seed)
+
+
+def _rows_for(posterior: Posterior, rows) -> pd.DataFrame:
+    """Validate prediction rows against the covariates the posterior's kind needs."""
+    return read_prediction_rows(rows, required=posterior.kind.required_columns(posterior.spec))
+
+
+def _draws_for(posterior: Posterior, frame: pd.DataFrame, seed: int | None) -> xr.Dataset:
+    return posterior.kind.predict(posterior, frame,
+                                  seed=posterior.seed if seed is None else seed)
 
 
 def summarise_draws(draws: xr.Dataset, rows: pd.DataFrame) -> pd.DataFrame:
@@ -66,10 +74,8 @@ def summarise_draws(draws: xr.Dataset, rows: pd.DataFrame) -> pd.DataFrame:
 
 def predict(posterior: Posterior, rows, *, seed: int | None = None) -> pd.DataFrame:
     """Posterior predictive summary for new rows (see :func:`summarise_draws`)."""
-    frame = read_prediction_rows(rows, required=posterior.kind.required_columns(posterior.spec))
-    draws = posterior.kind.predict(posterior, frame,
-                                   seed=posterior.seed if seed is None else seed)
-    return summarise_draws(draws, frame)
+    frame = _rows_for(posterior, rows)
+    return summarise_draws(_draws_for(posterior, frame, seed), frame)
 
 
 def optimal_draws(posterior: Posterior, flops, *, family: str | None = None) -> xr.Dataset:
