@@ -505,8 +505,7 @@ def plot_optimal_allocation(*, posterior, families: list[str] | None = None,
     """
     table = posterior.fit_table
     if flops is None:
-        c = table["flops"].to_numpy(float) if "flops" in table else \
-            6 * table["params"].to_numpy(float) * table["tokens"].to_numpy(float)
+        c = table["flops"].to_numpy(float)  # canonical loss runs always carry flops
         flops = np.geomspace(c.min(), c.max() * 100, 40)
     single = not loss_law.grouped(posterior.spec)
     families = [None] if single else (families or posterior.families)

@@ -761,28 +761,21 @@ def _backtest_section(s: Section, c: _Context, backtest, backtest_dir) -> None:
         scale = 100 if by == "benchmark" else 1
         unit = "accuracy points" if by == "benchmark" else "data units"
         frame = predictions.assign(abs_err=err.abs() * scale, sq_err=(err * scale) ** 2)
-        q05 = next((c_ for c_ in ("q0.05",) if c_ in frame), None)
-        if q05 and "q0.95" in frame:
+        if "q0.05" in frame and "q0.95" in frame:
             frame["inside90"] = (frame["observed"] >= frame["q0.05"]) & \
                 (frame["observed"] <= frame["q0.95"])
-        groups = frame.groupby(by) if by else [("all", frame)]
-        rows = []
-        for key, g in groups:
-            row = {by or "group": key, "n": len(g), f"MAE ({unit})": g["abs_err"].mean(),
+
+        def error_row(label, g: pd.DataFrame) -> dict:
+            row = {by or "group": label, "n": len(g), f"MAE ({unit})": g["abs_err"].mean(),
                    f"RMSE ({unit})": float(np.sqrt(g["sq_err"].mean()))}
             if "inside90" in g:
                 row["coverage 90%"] = g["inside90"].mean()
             if "crps" in g:
                 row["CRPS"] = g["crps"].mean()
-            rows.append(row)
-        total = {by or "group": "all", "n": len(frame),
-                 f"MAE ({unit})": frame["abs_err"].mean(),
-                 f"RMSE ({unit})": float(np.sqrt(frame["sq_err"].mean()))}
-        if "inside90" in frame:
-            total["coverage 90%"] = frame["inside90"].mean()
-        if "crps" in frame:
-            total["CRPS"] = frame["crps"].mean()
-        rows.append(total)
+            return row
+
+        groups = frame.groupby(by) if by else [("all", frame)]
+        rows = [error_row(key, g) for key, g in groups] + [error_row("all", frame)]
         s.table(pd.DataFrame(rows), caption="Errors of the posterior predictive mean on "
                                             "held-out observations")
     if metrics:
