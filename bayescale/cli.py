@@ -29,6 +29,16 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayescale",
@@ -66,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="NEW.csv", help="rows to predict")
     p.add_argument("--out", required=True, metavar="PRED.csv", help="CSV to write")
     p.add_argument("--seed", type=int, help="seed of the predictive draws")
+    p.add_argument("--observed", metavar="SCORES.csv",
+                   help="first condition the fit on these new observations (e.g. the "
+                        "scores of a new family's smallest models: the fit is re-run on "
+                        "its data plus these), then predict")
 
     p = sub.add_parser("optimal", help="compute-optimal N*, D* and D/N at a compute budget",
                        description="Compute-optimal parameters, tokens and tokens per "
@@ -132,11 +146,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", type=int, default=500, help="warm-up steps per chain per fold")
     p.add_argument("--chains", type=int, default=4, help="chains per fold")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--variant", action="append", metavar="KEY=VALUE[,...]",
+                   help="a [skills] variant to choose from (repeat: --variant d=2 --variant "
+                        "d=3): the one with the best leave-one-model-out PSIS-LOO on the "
+                        "data every fold trains on is backtested (OUT/selection.csv)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="local worker processes running folds in parallel (1: serial; "
+                        "default: one per core, at most one per fold); results are the "
+                        "same for any N")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the folds on a Dask cluster instead, e.g. tcp://host:8786 "
+                        "(its workers need bayescale installed)")
     _progress_flags(p)
 
-    p = sub.add_parser("compare", help="leave-one-model-out PSIS-LOO table of skills runs",
-                       description="Compare fitted skills runs by PSIS-LOO, leaving out one "
-                                   "model (all its scores) at a time (arviz.compare).")
+    p = sub.add_parser("compare", help="PSIS-LOO table of runs fit to the same data",
+                       description="Compare fitted runs of the same data by PSIS-LOO "
+                                   "(arviz.compare): law forms, hierarchies, numbers of "
+                                   "skills. Skills runs leave out one model (all its scores) "
+                                   "at a time, loss-law runs one run.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", metavar="TABLE.csv", help="also write the table as CSV")
 
@@ -189,6 +216,11 @@ def _cmd_predict(args) -> int:
     from bayescale.prediction import predict
 
     posterior = load_run(args.run_dir)
+    if args.observed:
+        from bayescale.fitting import condition_on
+
+        posterior = condition_on(posterior, args.observed)
+        print(f"conditioned on {args.observed}: {posterior.diagnostics.describe()}")
     table = predict(posterior, args.data, seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -267,13 +299,18 @@ def _cmd_compare_families(args) -> int:
 
 
 def _cmd_backtest(args) -> int:
-    from bayescale.evaluate import backtest
+    from bayescale.evaluate import backtest, parse_variant
 
     m = backtest(args.spec, args.data, protocol=args.protocol, out=args.out,
                  groups=args.groups, experiment=args.experiment,
                  keep_smallest=args.keep_smallest, cutoff=args.cutoff,
                  benchmarks=args.benchmarks, targets=args.targets, draws=args.draws, tune=args.tune,
-                 chains=args.chains, seed=args.seed, progress=_show_progress(args))
+                 chains=args.chains, seed=args.seed, progress=_show_progress(args),
+                 variants=[parse_variant(v) for v in args.variant or []],
+                 workers=args.workers, scheduler=args.scheduler)
+    if m["selection"]:
+        print("variant chosen by leave-one-model-out PSIS-LOO on the training data: "
+              + m["selection"][0]["variant"])
     cov, covr = m["coverage"], m["coverage_rounded"]
     print(f"backtest '{m['spec']}' ({m['protocol']}): {m['n_folds']} folds, {m['n_cells']} "
           f"held-out cells of {m['n_models']} models, {m['wall_seconds']:.0f} s")

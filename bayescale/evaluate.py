@@ -23,10 +23,14 @@ model's own deviation has no data, so its draws are draws from the population.
 
 Metrics
 -------
-Point prediction: the posterior predictive mean. ``mae_pp`` follows the Sloth
+Point prediction: the posterior predictive median (``q0.5``), the Bayes point
+estimate under absolute error, the loss the MAE scores. ``mae_pp`` follows the Sloth
 aggregation (absolute error averaged over the test models of a group, then over groups,
 then over benchmarks; for protocols without groups, over cells per benchmark then over
-benchmarks); ``mae_pp_cells`` is the plain mean over held-out cells. ``coverage`` is the
+benchmarks); ``mae_pp_cells`` is the plain mean over held-out cells; ``mae_pp_mean``
+scores the predictive mean instead, with the Sloth aggregation. Squared-error
+metrics (``rmse_pp``, ``mse_by_benchmark``) score the predictive mean, their Bayes
+point estimate. ``coverage`` is the
 fraction of held-out cells inside the central posterior-predictive interval of each
 nominal level computed from the continuous draws; ``coverage_rounded`` computes the
 intervals from draws rounded to 0.01 like the stored scores (a cell on the interval's
@@ -51,6 +55,7 @@ import pandas as pd
 from bayescale.errors import DataError
 from bayescale.kinds import skills
 from bayescale.posterior import atomic_directory
+from bayescale.sample import small_jitter
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +212,7 @@ class BacktestEngine:
 
     def __init__(self, spec, universe: pd.DataFrame) -> None:
         import nutpie
+        import pytensor
 
         self.spec = spec
         self.kind = skills.KIND
@@ -214,8 +220,12 @@ class BacktestEngine:
         self.universe = universe
         t0 = time.perf_counter()
         self.model, self.design = self.kind.build_masked(spec, universe)
-        self.compiled = nutpie.compile_pymc_model(self.model)
-        self._map_fn, self._names, self._shapes, _ = skills._map_problem(self.model, 1, 0)
+        # Without fastmath, a fold's results do not depend on the process: with it, a
+        # numba kernel freshly compiled (and inlined) rounds differently from the same
+        # kernel loaded from PyTensor's on-disk cache, and NUTS amplifies the last bits.
+        with pytensor.config.change_flags(numba__fastmath=False):
+            self.compiled = nutpie.compile_pymc_model(self.model)
+            self.starter = skills.MapStarter(self.model)
         self.compile_seconds = time.perf_counter() - t0
         self._cell_models = self.design.models["model"].to_numpy()[self.design.cell_model]
 
@@ -227,49 +237,24 @@ class BacktestEngine:
             held &= np.isin(benches, fold.test_benchmarks)
         return (~held).astype(float)
 
-    def _start(self, mask: np.ndarray, seed: int, n_starts: int,
-               maxiter: int = 1000) -> dict[str, np.ndarray]:
-        self.model["train_mask"].set_value(mask)
-        ip = self.model.initial_point()
-        base = np.concatenate([np.ravel(ip[n]) for n in self._names])
-        rng = np.random.default_rng(seed)
-        x0s = [base + rng.uniform(-1, 1, base.shape) for _ in range(n_starts)]
-        best = skills._optimise(self._map_fn, x0s, maxiter)
-        # unconstrained start, by value-variable name, scales floored
-        out, c = {}, 0
-        for name, shp in zip(self._names, self._shapes, strict=True):
-            n = int(np.prod(shp))
-            val = best[c:c + n].reshape(shp)
-            c += n
-            if name.startswith(("tau_", "sigma_")) and name.endswith("_log__"):
-                val = np.maximum(val, np.log(0.05))
-            out[name] = val
-        return out
-
     def sample_fold(self, fold: Fold, *, draws: int, tune: int, chains: int, seed: int,
-                    n_starts: int = 2, target_accept: float = 0.9):
-        """Fit the fold's training cells; return the posterior DataTree and the mask."""
+                    n_starts: int = 2, target_accept: float = 0.9, cores: int | None = None):
+        """Fit the fold's training cells; return the posterior DataTree and the mask.
+
+        ``cores`` is nutpie's number of sampling threads (default: one per chain, at most
+        the machine's cores); it does not change the draws.
+        """
         import nutpie
 
         mask = self.mask_for(fold)
-        start = self._start(mask, seed, n_starts)
-        # nutpie's flat point: value variables in the order of model.free_RVs
-        flat = np.concatenate([np.ravel(start[n]) for n in self._names])
+        self.model["train_mask"].set_value(mask)
+        flat = self.starter.flat(seed=seed, n_starts=n_starts)
         if flat.size != self.compiled.n_dim:
             raise RuntimeError("start point does not match the compiled model")
-        rng_master = np.random.default_rng(seed)
-        jitter = rng_master.uniform(-0.05, 0.05, (chains, flat.size))
-        counter = {"i": 0}
-
-        def init(_seed=None):
-            i = counter["i"] % chains
-            counter["i"] += 1
-            return flat + jitter[i]
-
         compiled = dataclasses.replace(self.compiled.with_data(train_mask=mask),
-                                       initial_point_func=init)
+                                       initial_point_func=small_jitter(flat, chains, seed))
         tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
-                             cores=min(chains, os.cpu_count() or 1), seed=seed,
+                             cores=cores or min(chains, os.cpu_count() or 1), seed=seed,
                              progress_bar=False, target_accept=target_accept)
         return tree, mask
 
@@ -293,21 +278,29 @@ class BacktestEngine:
         """Run every fold; return predictions of its held-out cells and diagnostics."""
         from tqdm.auto import tqdm
 
-        out = []
-        for k, fold in enumerate(tqdm(folds, desc="folds", disable=not progress)):
-            t0 = time.perf_counter()
-            tree, mask = self.sample_fold(fold, draws=draws, tune=tune, chains=chains,
-                                          seed=seed + 1000 * k)
-            cells = np.flatnonzero(mask == 0)
-            mu, y = self.predict_cells(tree, cells, seed=seed + 1000 * k + 1)
-            preds = prediction_table(self.design, cells, mu, y, fold)
-            diag = fold_diagnostics(tree)
-            diag["seconds"] = time.perf_counter() - t0
-            diag["train_cells"] = int(mask.sum())
-            out.append(FoldResult(fold=fold, predictions=preds, diagnostics=diag))
-            log.info("fold %s: %d test cells, %.1f s, max r-hat %.3f", fold.name, len(cells),
-                     diag["seconds"], diag["max_r_hat"])
-        return out
+        return [self.run_fold(fold, k, draws=draws, tune=tune, chains=chains, seed=seed)
+                for k, fold in enumerate(tqdm(folds, desc="folds", disable=not progress))]
+
+    def run_fold(self, fold: Fold, k: int, *, draws: int, tune: int, chains: int, seed: int,
+                 cores: int | None = None) -> FoldResult:
+        """Run fold number ``k``: sample it, predict its held-out cells, diagnose the fit.
+
+        The fold samples with seed ``seed + 1000 k`` and draws its predictions with
+        ``seed + 1000 k + 1``: its result depends on its index and the seed only, not on
+        the process that runs it or on the folds run before (:mod:`bayescale.scaleout`).
+        """
+        t0 = time.perf_counter()
+        tree, mask = self.sample_fold(fold, draws=draws, tune=tune, chains=chains,
+                                      seed=seed + 1000 * k, cores=cores)
+        cells = np.flatnonzero(mask == 0)
+        mu, y = self.predict_cells(tree, cells, seed=seed + 1000 * k + 1)
+        preds = prediction_table(self.design, cells, mu, y, fold)
+        diag = fold_diagnostics(tree)
+        diag["seconds"] = time.perf_counter() - t0
+        diag["train_cells"] = int(mask.sum())
+        log.info("fold %s: %d test cells, %.1f s, max r-hat %.3f", fold.name, len(cells),
+                 diag["seconds"], diag["max_r_hat"])
+        return FoldResult(fold=fold, predictions=preds, diagnostics=diag)
 
 
 def posterior_parameters(post) -> dict[str, np.ndarray]:
@@ -381,14 +374,22 @@ def crps_samples(draws: np.ndarray, observed: np.ndarray) -> np.ndarray:
 def metrics(predictions: pd.DataFrame) -> dict[str, Any]:
     """Accuracy and calibration of held-out predictions (see the module docstring)."""
     p = predictions
-    err = (p["mean"] - p["observed"]).abs() * 100
-    by_group = (p.assign(err=err).groupby(["benchmark", "group", "model"])["err"].mean()
+
+    def sloth_mae(err: pd.Series) -> pd.Series:
+        # over the test models of a group, then over groups: one value per benchmark
+        return (p.assign(err=err).groupby(["benchmark", "group", "model"])["err"].mean()
                 .groupby(["benchmark", "group"]).mean())
+
+    err = (p["q0.5"] - p["observed"]).abs() * 100
+    by_group = sloth_mae(err)
     by_bench = by_group.groupby("benchmark").mean()
     out = {
+        "point_prediction": "posterior predictive median",
         "mae_pp": float(by_bench.mean()),
         "mae_pp_cells": float(err.mean()),
-        "rmse_pp": float(np.sqrt((err ** 2).mean())),
+        "mae_pp_mean": float(sloth_mae((p["mean"] - p["observed"]).abs() * 100)
+                             .groupby("benchmark").mean().mean()),
+        "rmse_pp": float(np.sqrt((((p["mean"] - p["observed"]) * 100) ** 2).mean())),
         "mse_by_benchmark": {b: float(((g["mean"] - g["observed"]) ** 2).mean())
                              for b, g in p.groupby("benchmark")},
         "mae_pp_by_benchmark": {b: float(v) for b, v in by_bench.items()},
@@ -408,11 +409,13 @@ def metrics(predictions: pd.DataFrame) -> dict[str, Any]:
 
 
 def write_backtest(out_dir: str | os.PathLike, predictions: pd.DataFrame,
-                   summary: dict[str, Any]) -> Path:
-    """Write ``predictions.csv`` and ``metrics.json`` atomically into ``out_dir``."""
+                   summary: dict[str, Any], selection: pd.DataFrame | None = None) -> Path:
+    """Write ``predictions.csv``, ``metrics.json`` (and ``selection.csv``) atomically."""
     out = Path(out_dir)
     with atomic_directory(out) as tmp:
         predictions.to_csv(tmp / "predictions.csv", index=False)
+        if selection is not None:
+            selection.to_csv(tmp / "selection.csv", index_label="variant")
         (tmp / "metrics.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return out
 
@@ -422,7 +425,9 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
              keep_smallest: int = 1, cutoff: float = 84e21,
              benchmarks: list[str] | None = None, targets: list[str] | None = None,
              draws: int = 500, tune: int = 500,
-             chains: int = 4, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+             chains: int = 4, seed: int = 0, progress: bool = False,
+             variants: list[dict[str, Any]] | None = None, workers: int | None = None,
+             scheduler=None) -> dict[str, Any]:
     """Run a backtest protocol and (optionally) write ``out/predictions.csv``, ``metrics.json``.
 
     Parameters
@@ -450,6 +455,17 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
         Sampler settings per fold.
     progress : bool
         Show a progress bar over folds.
+    workers : int, optional
+        Local worker processes for the folds (1: serially in this process; default:
+        one per core, at most one per fold; see :func:`bayescale.scaleout.run_folds`).
+    scheduler : str or distributed.Client, optional
+        Run the folds on a Dask cluster (address ``tcp://host:8786`` or a client).
+        Results are identical to a serial run for the same seed either way.
+    variants : list of dict, optional
+        ``[skills]`` overrides to choose from before the folds are run, by
+        leave-one-model-out PSIS-LOO on the data every fold trains on
+        (:func:`selection_table`, :func:`select_variant`); the table is written to
+        ``out/selection.csv`` and the chosen variant to ``metrics.json``.
 
     Returns
     -------
@@ -486,9 +502,15 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
     else:
         raise DataError(f"unknown protocol '{protocol}' (known: {', '.join(PROTOCOLS)})",
                         source="--protocol")
-    engine = BacktestEngine(spec, universe)
-    results = engine.run(folds, draws=draws, tune=tune, chains=chains, seed=seed,
-                         progress=progress)
+    selection = None
+    if variants:
+        spec, selection = select_variant(spec, selection_table(universe, folds), variants,
+                                         draws=draws, tune=tune, chains=chains, seed=seed,
+                                         progress=progress)
+    from bayescale.scaleout import run_folds
+
+    results = run_folds(spec, universe, folds, draws=draws, tune=tune, chains=chains,
+                        seed=seed, workers=workers, scheduler=scheduler, progress=progress)
     preds = pd.concat([r.predictions for r in results], ignore_index=True)
     summary = metrics(preds)
     summary.update({
@@ -497,9 +519,13 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
         "keep_smallest": keep_smallest if protocol == "leave-family-out" else None,
         "cutoff": cutoff if protocol == "flops-cutoff" else None,
         "n_folds": len(folds), "universe_models": int(universe["model"].nunique()),
-        "universe_cells": int(engine.design.n_cells),
+        "variant": dict(spec.skills),
+        "selection": None if selection is None else selection.reset_index(
+            names="variant").to_dict(orient="records"),
+        "universe_cells": int(skills.make_design(spec, universe).n_cells),
         "sampler": {"draws": draws, "tune": tune, "chains": chains, "seed": seed},
-        "compile_seconds": engine.compile_seconds,
+        # the longest compilation a fold waited for (workers compile in parallel)
+        "compile_seconds": max(r.diagnostics["compile_seconds"] for r in results),
         "wall_seconds": time.perf_counter() - t0,
         "max_r_hat": max(r.diagnostics["max_r_hat"] for r in results),
         "min_ess_bulk": min(r.diagnostics["min_ess_bulk"] for r in results),
@@ -507,11 +533,107 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
         "folds": {r.fold.name: r.diagnostics for r in results},
     })
     if out is not None:
-        write_backtest(out, preds, summary)
+        write_backtest(out, preds, summary, selection)
     return summary
 
 
 # ---------------------------------------------------------------------- model choice
+def parse_variant(text: str) -> dict[str, Any]:
+    """Parse ``"d=2,family_slope=false"`` into ``[skills]`` overrides."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"variant '{text}': expected KEY=VALUE[,KEY=VALUE...]",
+                            source="--variant")
+        try:
+            out[key.strip()] = json.loads(value.strip().lower())
+        except json.JSONDecodeError:
+            raise DataError(f"variant '{text}': value of '{key.strip()}' must be a number "
+                            "or true/false", source="--variant") from None
+    if not out:
+        raise DataError("empty variant", source="--variant")
+    return out
+
+
+def variant_label(overrides: dict[str, Any]) -> str:
+    """Label of a variant, ``d=2,family_slope=false``."""
+    return ",".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+
+
+def selection_table(universe: pd.DataFrame, folds: list[Fold]) -> pd.DataFrame:
+    """Return the rows of ``universe`` that are in the training set of EVERY fold.
+
+    Variants chosen on this table use no held-out score of any fold: it is the
+    universe without every fold's held-out cells.
+    """
+    held = np.zeros(len(universe), dtype=bool)
+    models = universe["model"].astype(str)
+    for fold in folds:
+        cells = models.isin(fold.test_models)
+        if fold.test_benchmarks is not None:
+            cells &= universe["benchmark"].isin(fold.test_benchmarks)
+        held |= cells.to_numpy()
+    return universe[~held].reset_index(drop=True)
+
+
+def select_variant(spec, table: pd.DataFrame, variants: list[dict[str, Any]], *,
+                   draws: int = 500, tune: int = 500, chains: int = 4, seed: int = 0,
+                   progress: bool = False) -> tuple[Any, pd.DataFrame]:
+    """Choose among ``[skills]`` variants of ``spec`` by leave-one-model-out PSIS-LOO.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The base skills spec.
+    table : DataFrame
+        Training data only (for a backtest: :func:`selection_table`).
+    variants : list of dict
+        ``[skills]`` overrides, e.g. ``[{"d": 2}, {"d": 3}, {"d": 4}]``.
+    draws, tune, chains, seed
+        Sampler settings of each variant's fit.
+    progress : bool
+        Show a progress bar over variants.
+
+    Returns
+    -------
+    chosen : ModelSpec
+        The spec of the variant with the highest expected log predictive density.
+    table : DataFrame
+        ``arviz.compare``-style table indexed by variant label, with the fit's max
+        r-hat, min bulk ESS and the share of models with Pareto k > 0.7.
+    """
+    import warnings
+
+    import arviz as az
+    from tqdm.auto import tqdm
+
+    from bayescale.errors import ConvergenceWarning
+    from bayescale.fitting import fit
+
+    loos, specs, extra = {}, {}, {}
+    for overrides in tqdm(variants, desc="variants", disable=not progress):
+        label = variant_label(overrides)
+        specs[label] = spec.with_overrides(skills=overrides)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            post = fit(specs[label], table, draws=draws, tune=tune, chains=chains, seed=seed)
+        loos[label] = loo_by_model(post)
+        k = np.asarray(loos[label].pareto_k)
+        extra[label] = {"max_r_hat": post.diagnostics.max_r_hat,
+                        "min_ess_bulk": post.diagnostics.min_ess_bulk,
+                        "frac_pareto_k_above_0.7": float(np.mean(k > 0.7))}
+        log.info("variant %s: elpd_loo %.1f", label, loos[label].elpd)
+    if len(loos) > 1:
+        table_out = az.compare(loos)
+    else:
+        only = next(iter(loos.values()))
+        table_out = pd.DataFrame({"rank": [0], "elpd": [only.elpd], "p": [only.p],
+                                  "se": [only.se]}, index=list(loos))
+    table_out = table_out.join(pd.DataFrame(extra).T)
+    return specs[str(table_out.index[0])], table_out
+
+
 def loo_by_model(posterior) -> Any:
     """PSIS-LOO leaving out one MODEL at a time (all its cells), on the training data.
 
@@ -562,13 +684,44 @@ def pointwise_log_lik(posterior):
 
 
 def compare_runs(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
-    """Leave-one-model-out PSIS-LOO comparison of fitted skills runs (``arviz.compare``)."""
+    """PSIS-LOO comparison of fitted runs on the same data (``arviz.compare``).
+
+    Skills runs leave out one MODEL (all its scores) at a time (:func:`loo_by_model`);
+    loss-law runs leave out one run (:meth:`Posterior.loo`). So law forms, hierarchies
+    and numbers of skills can be compared, as long as every run was fit to the same
+    table.
+
+    Raises
+    ------
+    DataError
+        If the runs are of different kinds or were fit to different data.
+    """
     import arviz as az
 
     from bayescale.posterior import Posterior
 
-    loos = {}
-    for run in run_dirs:
-        post = Posterior.load(run)
-        loos[Path(run).name] = loo_by_model(post)
+    posts = {Path(run).name: Posterior.load(run) for run in run_dirs}
+    first_name, first = next(iter(posts.items()))
+    for name, post in posts.items():
+        if post.kind.data_kind != first.kind.data_kind:
+            raise DataError(f"run '{name}' is a {post.spec.kind} fit and '{first_name}' a "
+                            f"{first.spec.kind} fit of another kind of data: PSIS-LOO "
+                            "compares models of the same observations", source=name)
+        if not _same_observations(post.fit_table, first.fit_table):
+            raise DataError(f"run '{name}' was fit to other data than '{first_name}' "
+                            f"({len(post.fit_table)} vs {len(first.fit_table)} rows): "
+                            "PSIS-LOO compares models of the same observations", source=name)
+    loos = {name: loo_by_model(post) if post.spec.kind == skills.KIND.name else post.loo()
+            for name, post in posts.items()}
     return az.compare(loos)
+
+
+def _same_observations(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two fit tables hold the same observations (row order aside)."""
+    keys = [c for c in ("model", "benchmark", "score", "run", "family", "params", "tokens",
+                        "loss") if c in a.columns and c in b.columns]
+    if len(a) != len(b) or not keys:
+        return False
+    left = a[keys].sort_values(keys).reset_index(drop=True)
+    right = b[keys].sort_values(keys).reset_index(drop=True)
+    return left.equals(right)

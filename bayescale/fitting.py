@@ -121,6 +121,49 @@ def fit(
     return posterior
 
 
+def condition_on(posterior: Posterior, observed: Any, *, progressbar: bool = False,
+                 strict: bool = False) -> Posterior:
+    """Update a fit with new observations: the posterior given its data plus ``observed``.
+
+    The Sloth use case: a new family's first ``k`` models have been evaluated; condition
+    on them, then predict its larger models. The update is exact (the model is refit to
+    the union of the training table and ``observed`` with the same spec, sampler
+    settings and seed), not an approximation.
+
+    Parameters
+    ----------
+    posterior : Posterior
+        The fit to update.
+    observed : str, path, DataFrame or canonical table
+        New rows of the same kind as the fit's data (for skills: benchmark scores of
+        models not in the fit; for loss laws: new runs).
+    progressbar, strict
+        As in :func:`fit`.
+
+    Raises
+    ------
+    DataError
+        If ``observed`` is the wrong kind of table or repeats a model of the fit.
+    """
+    import pandas as pd
+
+    kind = posterior.kind
+    new = resolve_data(observed, kind_data=kind.data_kind)
+    old = posterior.fit_table
+    if kind.data_kind == "benchmark":
+        repeated = sorted(set(new.table["model"].astype(str)) & set(old["model"].astype(str)))
+        if repeated:
+            raise DataError(f"model(s) {', '.join(repeated[:5])} are already in the fit; "
+                            "condition only on models it has not seen", source=new.source,
+                            column="model")
+    columns = [c for c in old.columns if c in new.table.columns]
+    union = pd.concat([old, new.table[columns]], ignore_index=True)
+    sampler = posterior.spec.sampler
+    return fit(posterior.spec, union, draws=sampler["draws"], tune=sampler["tune"],
+               chains=sampler["chains"], seed=posterior.seed, progressbar=progressbar,
+               strict=strict)
+
+
 def write_run(posterior: Posterior, out: str | os.PathLike, *,
               figures: dict[str, Any] | None = None) -> Path:
     """Write ``posterior.nc``, ``summary.csv`` and ``diagnostics.json`` into a run directory.

@@ -5,18 +5,14 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 
-import matplotlib
+import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from bayescale.kinds import loss_law  # noqa: E402
-from bayescale.prediction import optimal_draws  # noqa: E402
+from bayescale.kinds import loss_law
+from bayescale.prediction import optimal_draws
 
 _AXIS_LABEL = {
     "flops": "training compute C (FLOPs)",

@@ -8,6 +8,7 @@ of them failed its threshold.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -181,7 +182,14 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    compiled = nutpie.compile_pymc_model(model, initial_points=initvals)
+    if initvals:
+        # start every chain near the given point (e.g. a MAP estimate): nutpie's default
+        # U(-1, 1) jitter on every unconstrained value would throw chains out of it
+        compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=set())
+        compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
+            compiled.initial_point_func(seed), chains, seed))
+    else:
+        compiled = nutpie.compile_pymc_model(model)
     start = time.perf_counter()
     background = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, adaptation=adaptation,
@@ -195,6 +203,29 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
     tree = background.wait()
     patch_nutpie_idata(tree, model, sampling_time=time.perf_counter() - start)
     return tree
+
+
+def small_jitter(point: np.ndarray, chains: int, seed: int, scale: float = 0.05):
+    """Initial-point function for nutpie: chain ``i`` starts at ``point + U(-scale, scale)``.
+
+    Parameters
+    ----------
+    point : ndarray
+        Flat start on the unconstrained scale.
+    chains, seed : int
+        Number of chains and the seed of their jitters.
+    scale : float
+        Half-width of the uniform jitter on the unconstrained scale.
+    """
+    jitter = np.random.default_rng(seed).uniform(-scale, scale, (chains, point.size))
+    counter = {"i": 0}
+
+    def init(_seed=None):
+        i = counter["i"] % chains
+        counter["i"] += 1
+        return point + jitter[i]
+
+    return init
 
 
 def _finished(background) -> bool:

@@ -13,6 +13,7 @@ observation data, so a simulation costs only its sampling time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from bayescale.kinds import get_kind
-from bayescale.sample import Diagnostics, compute_diagnostics
+from bayescale.sample import Diagnostics, compute_diagnostics, small_jitter
 from bayescale.spec import ModelSpec, load_spec
 
 
@@ -107,6 +108,8 @@ class Refitter:
         self.kind = get_kind(spec.kind)
         self.model = self.kind.build(spec, design)
         self.compiled = nutpie.compile_pymc_model(self.model)
+        # kinds that need a MAP start (skills) get one per refit, from the refit's data
+        self.starter = self.kind.starter(self.model) if hasattr(self.kind, "starter") else None
         self.settings = {"draws": draws, "tune": tune, "chains": chains,
                          "target_accept": target_accept or spec.sampler["target_accept"],
                          "adaptation": spec.sampler["adaptation"]}
@@ -119,6 +122,11 @@ class Refitter:
 
         start = time.perf_counter()
         compiled = self.compiled.with_data(**{self.kind.observed_data_name: observed})
+        if self.starter is not None:
+            self.model[self.kind.observed_data_name].set_value(observed)
+            flat = self.starter.flat(seed=seed)
+            compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
+                flat, self.settings["chains"], seed))
         tree = nutpie.sample(compiled, draws=self.settings["draws"], tune=self.settings["tune"],
                              chains=self.settings["chains"], seed=seed, progress_bar=False,
                              target_accept=self.settings["target_accept"],

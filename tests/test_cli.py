@@ -255,3 +255,32 @@ def test_strict_fit_that_fails_diagnostics_exits_3_and_writes_nothing(tmp_path, 
     assert "warning: fit of 'kaplan-n' failed convergence checks" in err
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["passed"] is False and diag["failures"]
+
+
+@pytest.mark.slow
+def test_compare_loss_law_forms_by_psis_loo(tmp_path, chinchilla_run_dir, capsys):
+    import warnings
+
+    from bayescale import fit, write_run
+    from bayescale.cli import main
+    from bayescale.errors import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kaplan = fit("kaplan-n", "chinchilla", draws=300, tune=400, chains=2, seed=1)
+    write_run(kaplan, tmp_path / "kaplan")
+    assert main(["compare", str(chinchilla_run_dir), str(tmp_path / "kaplan"),
+                 "--out", str(tmp_path / "loo.csv")]) == 0
+    table = pd.read_csv(tmp_path / "loo.csv", index_col=0)
+    assert set(table.index) == {"chinchilla", "kaplan"}
+    # L(N, D) explains the runs far better than L(N) alone
+    assert table.index[0] == "chinchilla" and table.loc["kaplan", "elpd_diff"] > 50
+    from bayescale import datasets
+
+    half = tmp_path / "half"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        write_run(fit("chinchilla", datasets.load("chinchilla").table.iloc[::2], draws=100,
+                      tune=200, chains=2, seed=1), half)
+    assert main(["compare", str(chinchilla_run_dir), str(half)]) == 1
+    assert "other data" in capsys.readouterr().err

@@ -142,3 +142,41 @@ def test_cli_backtest_user_errors(tmp_path, capsys):
                    "--protocol", "largest-per-family", "--out", str(tmp_path / "bt")])
     assert status == 1
     assert "skills models" in capsys.readouterr().err
+
+
+def test_point_prediction_is_the_predictive_median():
+    preds = _fake_predictions()
+    # move the mean away from the median: the MAE must follow the median (q0.5)
+    m = evaluate.metrics(preds.assign(mean=preds["mean"] + 0.2))
+    assert m["mae_pp"] == pytest.approx(evaluate.metrics(preds)["mae_pp"])
+    assert m["mae_pp_mean"] > m["mae_pp"] + 10
+    assert m["rmse_pp"] > evaluate.metrics(preds)["rmse_pp"] + 10
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("d=2", {"d": 2}),
+    ("d=3, family_slope=false", {"d": 3, "family_slope": False}),
+    ("clip=0.01,instruct=True", {"clip": 0.01, "instruct": True}),
+])
+def test_parse_variant(text, expected):
+    assert evaluate.parse_variant(text) == expected
+    assert evaluate.parse_variant(evaluate.variant_label(expected)) == expected
+
+
+@pytest.mark.parametrize("text", ["d", "=2", "d=two", ""])
+def test_parse_variant_rejects_bad_text(text):
+    with pytest.raises(DataError, match="--variant|variant"):
+        evaluate.parse_variant(text)
+
+
+def test_selection_table_drops_every_held_out_cell():
+    table = simulated_table()
+    folds = [evaluate.Fold(name="a", test_models=["fam0-2", "fam0-3"]),
+             evaluate.Fold(name="b", test_models=["fam1-3"], test_benchmarks=["GSM8K"])]
+    sel = evaluate.selection_table(table, folds)
+    assert not sel["model"].isin(["fam0-2", "fam0-3"]).any()
+    fam1 = sel[sel["model"] == "fam1-3"]
+    assert len(fam1) and "GSM8K" not in set(fam1["benchmark"])
+    assert len(sel) == len(table) - (table["model"].isin(["fam0-2", "fam0-3"]).sum()
+                                     + ((table["model"] == "fam1-3")
+                                        & (table["benchmark"] == "GSM8K")).sum())

@@ -123,6 +123,37 @@ def test_numpy_and_pytensor_means_agree():
     assert np.all(mu >= des.chance[des.cell_bench])
 
 
+def test_base_lineage_of_each_family():
+    models = pd.DataFrame({
+        "family": ["a", "a", "a", "b", "b", "b", "c"],
+        "subfamily": ["a", "a-chat", "a-chat", "b-chat", "b-v2", "b-v2", "c-it"],
+        "instruct": [0, 1, 1, 1, 0, 0, 1],
+    })
+    # named like the family; else the most base models; a lone lineage is the base
+    assert skills.base_subfamilies(models) == {"a", "b-v2", "c-it"}
+
+
+def test_base_lineages_have_no_offset_and_families_sum_to_zero():
+    table = simulated_table()
+    spec = small_spec()
+    des = skills.make_design(spec, table)
+    assert des.derived == sorted(s for s in des.subfamilies if s.endswith("-chat"))
+    model = skills.KIND.build(spec, table)
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in model.initial_point().items()}
+    outs = model.replace_rvs_by_values([model["sub_offset"], model["a_family"],
+                                        model["delta"]])
+    f = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+    sub, a, delta = f(point)
+    base = [des.subfamilies.index(s) for s in des.subfamilies if s not in des.derived]
+    assert np.all(sub[base] == 0) and np.any(sub != 0)
+    assert np.allclose(a.sum(axis=0), 0, atol=1e-9)
+    # an instruct lineage's total shift delta + offset is the sampled (centred) variable
+    shift = point["sub_shift"]
+    derived = [des.subfamilies.index(s) for s in des.derived]
+    assert np.allclose(sub[derived] + delta[None, :], shift)
+
+
 def test_beta_logp_matches_scipy():
     from scipy import stats
 
@@ -204,3 +235,27 @@ def test_small_fit_recovers_and_predicts(skills_posterior):
     assert float(width[2]) > 0.5 * float(width[0])
     with pytest.raises(DataError, match="not in the fit"):
         skills.KIND.predict(post, rows.assign(benchmark="BBH"), seed=1)
+
+
+@pytest.mark.slow
+def test_conditioning_on_a_new_familys_smallest_model():
+    from bayescale.fitting import condition_on, fit
+    from bayescale.prediction import predict
+
+    table = simulated_table(seed=2)
+    new_family = table["family"] == "fam5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        base = fit(small_spec(), table[~new_family], draws=200, tune=300, chains=2, seed=1)
+        smallest = table[table["model"] == "fam5-0"]
+        updated = condition_on(base, smallest)
+    assert "fam5" in updated.families and "fam5" not in base.families
+    assert updated.fit_table["model"].nunique() == base.fit_table["model"].nunique() + 1
+    target = table[(table["model"] == "fam5-3")][["model", "family", "params", "tokens",
+                                                   "benchmark"]]
+    before, after = predict(base, target, seed=0), predict(updated, target, seed=0)
+    width = (lambda p: (p["q0.95"] - p["q0.05"]).mean())
+    # seeing the family's smallest model pins its efficiency: narrower intervals
+    assert width(after) < width(before)
+    with pytest.raises(DataError, match="already in the fit"):
+        condition_on(updated, smallest)

@@ -2,24 +2,35 @@
 
 For model ``i`` of family ``f(i)`` and sub-family ``s(i)`` the d-vector of skills is
 
-    theta_i = B' x_i + a_f + tau_sub * z_s + (tau_slope * u_f) * x_i[0]
+    theta_i = B' x_i + a_f + o_s + (tau_slope * u_f) * x_i[0]
               + delta * instruct_i + tau_model * e_i
 
 * ``x_i`` = standardised ``(log N, log D, log N * log D)`` (N in billions of
   parameters, D in trillions of tokens before the product, as in Sloth; each column
   then centred and scaled by the fit table's mean and sd);
 * ``B`` (3 x d) is shared by every family (the shared exponents);
-* ``a_f = sigma_family * z_f``, ``z_f ~ N(0, I)``: family intercepts (efficiencies),
-  partially pooled with a learned scale per skill (non-centred);
-* ``z_s ~ N(0, I)``: sub-family offsets nested under their family (a chat or
-  instruct lineage borrows its base family's efficiency), scale ``tau_sub`` per skill;
-* ``u_f ~ N(0, I)``: the family's deviation from the shared size slope (how much the
-  family's large models beat or trail what its small ones suggest), scale
-  ``tau_slope`` per skill, partially pooled;
+* ``a_f ~ N(0, sigma_family)`` with ``sum_f a_f = 0`` per skill (ZeroSumNormal):
+  family intercepts (efficiencies), partially pooled with a learned scale per skill;
+  centred, because every family has several scores that pin its intercept; the
+  zero sum leaves the overall level of a skill to the benchmark intercepts;
+* ``o_s ~ N(0, tau_sub)``: sub-family offsets nested under their family (a chat or
+  instruct lineage borrows its base family's efficiency); each family's base lineage
+  (:func:`base_subfamilies`) has ``o_s = 0``, so ``a_f`` is the base lineage's
+  efficiency. Sampled centred, as the lineage's total shift ``delta * share_s + o_s``
+  (``share_s`` its fraction of instruct models), which removes the ridge between
+  ``delta`` and the offsets of instruct lineages;
+* ``u_f ~ N(0, 1)`` with ``sum_f u_f = 0``: the family's deviation from the shared
+  size slope (how much the family's large models beat or trail what its small ones
+  suggest), scale ``tau_slope`` per skill, non-centred (most families have few
+  sizes); ``B`` is the average family's slope;
 * ``e_i ~ N(0, I)``: a model's own deviation from its family's law, scale
   ``tau_model`` per skill (shared by all benchmarks of the model, so the residuals of
   one model are correlated across benchmarks, as they are in the data);
 * ``delta``: shift of instruction-tuned models.
+
+An unseen family draws ``a ~ N(0, sigma_family)`` and ``u ~ N(0, 1)``: the
+marginal of one element of the zero-sum vectors is narrower by ``sqrt(1 - 1/F)``
+(F families), a difference of 1-2% here that is ignored.
 
 Benchmark ``j`` maps skills to accuracy above its chance floor ``c_j``:
 
@@ -60,6 +71,7 @@ draws its own deviation ``e`` from the population.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -167,6 +179,8 @@ class Design:
     y: np.ndarray
     n_items: np.ndarray | None
     chance: np.ndarray
+    #: Sub-families that are NOT their family's base lineage (they carry an offset).
+    derived: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def n_cells(self) -> int:
@@ -199,6 +213,34 @@ def model_table(table: pd.DataFrame) -> pd.DataFrame:
         "tokens": table["tokens"].astype(float).to_numpy(),
     })
     return frame.drop_duplicates("model").sort_values("model").reset_index(drop=True)
+
+
+def base_subfamilies(models: pd.DataFrame) -> set[str]:
+    """Return the base lineage of each family (the sub-family whose offset is 0).
+
+    A family's intercept is its base lineage's efficiency; chat, instruct and fine-tune
+    lineages are offsets from it. The base is the sub-family named like the family if
+    there is one, else the one with the most base (not instruction-tuned) models, then
+    the most models, then the first name. Fixing one offset per family removes the
+    ridge ``a_f + offset_s`` that a family with a single sub-family would otherwise have.
+
+    Parameters
+    ----------
+    models : DataFrame
+        One row per model with ``family``, ``subfamily`` and ``instruct``.
+    """
+    counts = (models.assign(is_base=np.asarray(models["instruct"], float) == 0)
+              .groupby(["family", "subfamily"])["is_base"].agg(["sum", "size"]))
+    base = set()
+    for fam, subs in counts.groupby(level="family"):
+        names = [str(sub) for sub in subs.index.get_level_values("subfamily")]
+        if str(fam) in names:
+            base.add(str(fam))
+            continue
+        ranked = sorted(zip(-subs["sum"].to_numpy(), -subs["size"].to_numpy(), names,
+                            strict=True))
+        base.add(ranked[0][2])
+    return base
 
 
 def chance_floors(table: pd.DataFrame, benchmarks: list[str]) -> np.ndarray:
@@ -235,6 +277,7 @@ def make_design(spec: ModelSpec, table: pd.DataFrame) -> Design:
         sub_idx=pd.Categorical(models["subfamily"], categories=subfamilies).codes.astype(int),
         cell_model=cell_model.astype(int), cell_bench=cell_bench.astype(int), y=y,
         n_items=n_items, chance=chance_floors(table, benchmarks),
+        derived=sorted(set(subfamilies) - base_subfamilies(models)),
     )
 
 
@@ -452,6 +495,7 @@ class SkillsKind:
         *_, labels = loading_structure(des.benchmarks, des.anchors, d)
         return {"skill": [f"skill{k + 1}" for k in range(d)], "covariate": list(COVARIATES),
                 "family": des.families, "subfamily": des.subfamilies,
+                "derived_subfamily": des.derived,
                 "model": list(des.models["model"]), "benchmark": des.benchmarks,
                 "loading_free": labels, "cell": list(range(des.n_cells))}
 
@@ -467,24 +511,44 @@ class SkillsKind:
         out: dict[str, Any] = {}
         out["B"] = pri["B"].create("B", dims=("covariate", "skill"))
         sigma_f = pri["sigma_family"].create("sigma_family", dims="skill")
-        a_z = pm.Normal("a_z", 0.0, 1.0, dims=("family", "skill"))
-        out["a_family"] = pm.Deterministic("a_family", a_z * sigma_f, dims=("family", "skill"))
+        # zero-sum over families: the overall level of a skill is carried by the
+        # benchmark intercepts alone (no level ridge between a_f and b_j). Centred: a
+        # family's several models on several benchmarks pin its intercept, and the
+        # non-centred form then couples z_f with sigma_family.
+        # (ZeroSumNormal sums over its last axis, hence the (skill, family) layout)
+        a_t = pm.ZeroSumNormal("a_family_t", sigma=sigma_f[:, None], dims=("skill", "family"))
+        out["a_family"] = pm.Deterministic("a_family", a_t.T, dims=("family", "skill"))
+        if opt["instruct"]:
+            out["delta"] = pri["delta"].create("delta", dims="skill")
         if opt["subfamily"] and spec.hierarchy.get("subgroup", "subfamily") == "subfamily":
+            # base lineages have offset 0; derived ones are CENTRED draws: a lineage's
+            # several models on several benchmarks pin its offset well, and the
+            # non-centred form made a funnel of tau_sub (ESS 35 on the full fit).
+            # The total shift of an instruct lineage, delta + offset, is sampled
+            # (centred on delta) rather than the offset: most instruct models sit in
+            # derived lineages, where delta and the offsets are otherwise a ridge. The
+            # model is unchanged: sub_offset ~ N(0, tau_sub).
             tau = pri["tau_sub"].create("tau_sub", dims="skill")
-            z = pm.Normal("sub_z", 0.0, 1.0, dims=("subfamily", "skill"))
-            out["sub_offset"] = pm.Deterministic("sub_offset", z * tau,
+            offset = pt.zeros((len(des.subfamilies), d))
+            if des.derived:
+                rows_ = np.array([des.subfamilies.index(s_) for s_ in des.derived])
+                share = (des.models.groupby("subfamily")["instruct"].mean()
+                         .reindex(des.derived).to_numpy(float))[:, None]
+                shift = out["delta"][None, :] * share if "delta" in out else 0.0
+                total = pm.Normal("sub_shift", shift, tau, dims=("derived_subfamily", "skill"))
+                offset = pt.set_subtensor(offset[rows_], total - shift)
+            out["sub_offset"] = pm.Deterministic("sub_offset", offset,
                                                  dims=("subfamily", "skill"))
         if opt["family_slope"]:
             tau = pri["tau_slope"].create("tau_slope", dims="skill")
-            z = pm.Normal("slope_z", 0.0, 1.0, dims=("family", "skill"))
-            out["slope_offset"] = pm.Deterministic("slope_offset", z * tau,
+            # zero-sum: B is the average family's size slope
+            z = pm.ZeroSumNormal("slope_z", sigma=1.0, dims=("skill", "family"))
+            out["slope_offset"] = pm.Deterministic("slope_offset", z.T * tau,
                                                    dims=("family", "skill"))
         if opt["model_effect"]:
             tau = pri["tau_model"].create("tau_model", dims="skill")
             z = pm.Normal("model_z", 0.0, 1.0, dims=("model", "skill"))
             out["model_offset"] = z * tau
-        if opt["instruct"]:
-            out["delta"] = pri["delta"].create("delta", dims="skill")
         rows, cols, anchor_rows, _ = loading_structure(des.benchmarks, des.anchors, d)
         free = pri["loading"].create("loading", dims="loading_free")
         lam = pt.zeros((J, d))
@@ -580,6 +644,10 @@ class SkillsKind:
         return names
 
     # ------------------------------------------------------------------ starts
+    def starter(self, model: pm.Model) -> MapStarter:
+        """Compile a MAP optimiser of ``model`` (re-usable when its data change)."""
+        return MapStarter(model)
+
     def initial_values(self, spec: ModelSpec, table: pd.DataFrame, model: pm.Model
                        ) -> dict[str, np.ndarray]:
         """Best of several MAP optimisations, as starting values for every chain."""
@@ -671,12 +739,14 @@ def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed
     x = (_log_covariates(new_models["params"], new_models["tokens"]) - des.x_mean) / des.x_sd
     p: dict[str, np.ndarray] = {"B": _stack(post, "B")}
 
-    def extend(known: np.ndarray, labels: list[str], wanted: pd.Series, scale):
+    def extend(known: np.ndarray, labels: list[str], wanted: pd.Series, scale,
+               zero: set[str] = frozenset()):
         new = sorted(set(wanted) - set(labels))
         if new:
             fresh = rng.standard_normal((n_s, len(new), d))
             if scale is not None:
                 fresh = fresh * scale[:, None, :]
+            fresh[:, [k for k, name in enumerate(new) if name in zero], :] = 0.0
             known = np.concatenate([known, fresh], axis=1)
         idx = pd.Categorical(wanted, categories=list(labels) + new).codes
         return known, idx
@@ -686,8 +756,11 @@ def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed
     p["a_family"] = a
     sub_idx = np.zeros(len(new_models), dtype=int)
     if "sub_offset" in post:
+        # the base lineage of an unseen family has offset 0, as in the fit
+        unseen = new_models[~new_models["family"].isin(des.families)]
         p["sub_offset"], sub_idx = extend(_stack(post, "sub_offset"), des.subfamilies,
-                                          new_models["subfamily"], _stack(post, "tau_sub"))
+                                          new_models["subfamily"], _stack(post, "tau_sub"),
+                                          zero=base_subfamilies(unseen))
     if "slope_offset" in post:
         p["slope_offset"], _ = extend(_stack(post, "slope_offset"), des.families,
                                       new_models["family"], _stack(post, "tau_slope"))
@@ -705,86 +778,112 @@ def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed
 
 
 # ---------------------------------------------------------------------- MAP starts
-def map_start(model: pm.Model, *, n_starts: int = 4, seed: int = 0, maxiter: int = 3000,
-              floor_scales: float = 0.05) -> dict[str, np.ndarray]:
-    """Best of ``n_starts`` L-BFGS optimisations of the log posterior, as a start point.
+class MapStarter:
+    """The compiled log posterior of a model, for best-of-several MAP starting points.
 
-    Each optimisation starts from the model's initial point with a U(-1, 1) jitter on
-    the unconstrained scale. Population scales (``tau_*``) are floored at
-    ``floor_scales`` so that the chains do not start in the neck of a funnel.
+    Compiled once; the model's ``pm.Data`` (observations, training masks) may change
+    between calls (``model[name].set_value``), so backtest folds and simulation refits
+    re-use it.
 
-    Returns
-    -------
-    dict of str to ndarray
-        Constrained starting values by free variable name (for ``initvals``).
+    Parameters
+    ----------
+    model : pm.Model
+        The model whose free variables are optimised.
+
+    Attributes
+    ----------
+    optima : list of float
+        Log posterior reached by each optimisation of the last call (best first): when
+        they differ by more than a few units, the posterior has competing local modes.
     """
-    fn, names, shapes, x0s = _map_problem(model, n_starts, seed)
-    best = _optimise(fn, x0s, maxiter)
-    return _unflatten_constrained(model, best, names, shapes, floor_scales)
 
+    def __init__(self, model: pm.Model) -> None:
+        import pymc as pm
 
-def _map_problem(model, n_starts, seed):
-    import pymc as pm
+        self.model = model
+        value_vars = model.value_vars
+        logp = model.logp(jacobian=True)
+        dlogp = pm.pytensorf.gradient(logp, value_vars)
+        self._fn = pm.pytensorf.compile([*value_vars], [logp, dlogp], mode="FAST_RUN")
+        self.names = [v.name for v in value_vars]
+        ip = model.initial_point()
+        self.shapes = [np.shape(ip[n]) for n in self.names]
+        self._base = np.concatenate([np.ravel(ip[n]) for n in self.names])
+        self.optima: list[float] = []
 
-    value_vars = model.value_vars
-    logp = model.logp(jacobian=True)
-    dlogp = pm.pytensorf.gradient(logp, value_vars)
-    fn = pm.pytensorf.compile([*value_vars], [logp, dlogp], mode="FAST_RUN")
-    names = [v.name for v in value_vars]
-    ip = model.initial_point()
-    shapes = [np.shape(ip[n]) for n in names]
-    rng = np.random.default_rng(seed)
-    base = np.concatenate([np.ravel(ip[n]) for n in names])
-    x0s = [base + rng.uniform(-1, 1, base.shape) for _ in range(n_starts)]
-
-    def split(x):
+    def _split(self, x: np.ndarray) -> list[np.ndarray]:
         out, c = [], 0
-        for shp in shapes:
+        for shp in self.shapes:
             n = int(np.prod(shp))
             out.append(x[c:c + n].reshape(shp))
             c += n
         return out
 
-    def f(x):
-        lp, g = fn(*split(x))
+    def _negative(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        lp, g = self._fn(*self._split(x))
         return -float(lp), -np.asarray(g, float)
 
-    return f, names, shapes, x0s
+    def flat(self, *, seed: int = 0, n_starts: int = 2, maxiter: int = 1000,
+             floor_scales: float = 0.05) -> np.ndarray:
+        """Best of ``n_starts`` L-BFGS optimisations, flat on the unconstrained scale.
+
+        Each optimisation starts from the model's initial point with a U(-1, 1) jitter
+        on the unconstrained scale. Population scales (``tau_*``, ``sigma_*``) are
+        floored at ``floor_scales`` so that chains do not start in the neck of a funnel.
+        The order is that of ``model.value_vars`` (nutpie's flat order).
+        """
+        from scipy.optimize import minimize
+
+        rng = np.random.default_rng(seed)
+        results = []
+        for _ in range(n_starts):
+            x0 = self._base + rng.uniform(-1, 1, self._base.shape)
+            try:
+                res = minimize(self._negative, x0, jac=True, method="L-BFGS-B",
+                               options={"maxiter": maxiter, "maxfun": 2 * maxiter})
+            except (FloatingPointError, ValueError):
+                continue
+            if np.isfinite(res.fun):
+                results.append(res)
+        if not results:
+            raise DataError("no MAP optimisation reached a finite log posterior")
+        results.sort(key=lambda r: r.fun)
+        self.optima = [-float(r.fun) for r in results]
+        if len(self.optima) > 1 and self.optima[0] - self.optima[-1] > 5:
+            log.info("MAP optimisations reached different optima (log posterior %s): "
+                     "competing local modes; chains start at the best",
+                     ", ".join(f"{v:.1f}" for v in self.optima))
+        best = results[0].x.copy()
+        c = 0
+        for name, shp in zip(self.names, self.shapes, strict=True):
+            n = int(np.prod(shp))
+            if name.startswith(("tau_", "sigma_")) and name.endswith("_log__"):
+                best[c:c + n] = np.maximum(best[c:c + n], np.log(floor_scales))
+            c += n
+        return best
+
+    def constrained(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Map a flat unconstrained point to constrained values by variable name."""
+        import pytensor.tensor as pt
+
+        by_value = {self.model.rvs_to_values[rv].name: rv for rv in self.model.free_RVs}
+        out = {}
+        for name, val in zip(self.names, self._split(flat), strict=True):
+            rv = by_value[name]
+            transform = self.model.rvs_to_transforms.get(rv)
+            if transform is not None:
+                val = transform.backward(pt.as_tensor_variable(val), *rv.owner.inputs).eval()
+            out[rv.name] = np.asarray(val, float)
+        return out
 
 
-def _optimise(f, x0s, maxiter):
-    from scipy.optimize import minimize
-
-    best, best_val = None, np.inf
-    for x0 in x0s:
-        try:
-            res = minimize(f, x0, jac=True, method="L-BFGS-B",
-                           options={"maxiter": maxiter, "maxfun": 2 * maxiter})
-        except (FloatingPointError, ValueError):
-            continue
-        if np.isfinite(res.fun) and res.fun < best_val:
-            best, best_val = res.x, res.fun
-    if best is None:
-        raise DataError("no MAP optimisation reached a finite log posterior")
-    return best
-
-
-def _unflatten_constrained(model, x, names, shapes, floor_scales):
-    out = {}
-    c = 0
-    by_value = {model.rvs_to_values[rv].name: rv for rv in model.free_RVs}
-    for name, shp in zip(names, shapes, strict=True):
-        n = int(np.prod(shp))
-        val = x[c:c + n].reshape(shp)
-        c += n
-        rv = by_value[name]
-        transform = model.rvs_to_transforms.get(rv)
-        if transform is not None:
-            val = transform.backward(val, *rv.owner.inputs).eval()
-        if rv.name.startswith(("tau_", "sigma_")):
-            val = np.maximum(val, floor_scales)
-        out[rv.name] = np.asarray(val, float)
-    return out
+def map_start(model: pm.Model, *, n_starts: int = 4, seed: int = 0, maxiter: int = 3000,
+              floor_scales: float = 0.05) -> dict[str, np.ndarray]:
+    """Best of ``n_starts`` MAP optimisations as constrained ``initvals`` (see MapStarter)."""
+    starter = MapStarter(model)
+    best = starter.flat(seed=seed, n_starts=n_starts, maxiter=maxiter,
+                        floor_scales=floor_scales)
+    return starter.constrained(best)
 
 
 KIND = SkillsKind()
