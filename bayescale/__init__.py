@@ -10,6 +10,7 @@ from bayescale.errors import (
     ConvergenceWarning,
     DataError,
     RunDirError,
+    SchedulerError,
     SpecError,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "RunDirError",
+    "SchedulerError",
     "SpecError",
     "__version__",
     "build_model",

@@ -69,6 +69,10 @@ class RunDirError(BayescaleError, OSError):
     """A run directory or ``posterior.nc`` is missing, truncated or foreign."""
 
 
+class SchedulerError(BayescaleError, OSError):
+    """A Dask scheduler address is malformed or the scheduler cannot be reached."""
+
+
 class ConvergenceError(BayescaleError):
     """A fit failed its convergence diagnostics and ``strict`` was requested."""
 

@@ -254,7 +254,9 @@ def test_conditioning_on_a_new_familys_smallest_model():
     target = table[(table["model"] == "fam5-3")][["model", "family", "params", "tokens",
                                                    "benchmark"]]
     before, after = predict(base, target, seed=0), predict(updated, target, seed=0)
-    width = (lambda p: (p["q0.95"] - p["q0.05"]).mean())
+    def width(p):
+        return (p["q0.95"] - p["q0.05"]).mean()
+
     # seeing the family's smallest model pins its efficiency: narrower intervals
     assert width(after) < width(before)
     with pytest.raises(DataError, match="already in the fit"):
