@@ -114,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="FAMILY",
                    help="reference family (default: the family with the most runs/models)")
     p.add_argument("--at", type=_float, metavar="C",
-                   help="compute in FLOPs at which to compare (default: largest training run)")
+                   help="compute in FLOPs at which to compare (default: the largest training "
+                        "run for loss laws, the median training compute for skills)")
     p.add_argument("--out", metavar="TABLE.csv",
                    help="write the table, and the pairwise probabilities to "
                         "TABLE_probabilities.csv")

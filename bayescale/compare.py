@@ -20,6 +20,8 @@ Loss laws (``kind = "loss-law"``)
     (``x_r / x``). The multiplier generally depends on C (unless the families share
     their exponents and irreducible loss), so it is always reported at a stated C:
     by default the largest training compute (or covariate value) in the fit data.
+    Skills fits are read by default at the geometric median of the models' training
+    compute, where the shared slopes are best pinned (see below).
 
 Latent skills (``kind = "skills"``)
     Skills are evaluated for a base (not instruction-tuned) model of each family along
@@ -163,7 +165,12 @@ def _loss_curve_params(posterior, family: str | None):
 def _default_at(posterior) -> float:
     table = posterior.fit_table
     if posterior.spec.kind == "skills":
-        return float((6 * table["params"].astype(float) * table["tokens"].astype(float)).max())
+        # the geometric median of the models' training compute: where the shared slopes
+        # are best pinned; at the largest model the slope of a saturating skill (with the
+        # log N x log D term) can be near zero and exp(gap / slope) explodes
+        models = table.drop_duplicates("model")
+        flops = 6 * models["params"].astype(float) * models["tokens"].astype(float)
+        return float(np.exp(np.median(np.log(flops))))
     axis = _loss_axis(posterior.spec)
     if axis == "flops" and "flops" not in table:
         return float((6 * table["params"] * table["tokens"]).max())
