@@ -53,7 +53,6 @@
 # $d = 3$, 4 chains x 500 draws after 500 tuning steps).
 
 # %%
-import io
 import json
 import os
 import tempfile
@@ -63,7 +62,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Image, display
 
 import bayescale as bs
 from bayescale import datasets
@@ -76,15 +74,6 @@ FAST = os.environ.get("BAYESCALE_FAST") == "1"
 SAMPLING = dict(draws=150, tune=150, chains=2) if FAST else dict(draws=500, tune=500, chains=4)
 CUTOFF = 84e21  # 6 N D of Llama-2-7B (7e9 parameters, 2e12 tokens)
 pd.set_option("display.width", 160)
-
-
-def show(fig):
-    """Display a figure inline: importing bayescale.plots selects matplotlib's Agg backend,
-    after which plt.show() and display(fig) draw nothing in a notebook."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(buf.getvalue()))
 
 
 TABLES = {  # shipped dataset -> (group label, benchmark renames)
@@ -288,7 +277,7 @@ for (g, cov), marker in zip(by_group.items(), "sv^D", strict=False):
     ax.plot(cov.index, cov.values, marker=marker, ls=":", lw=1, label=f"{g} targets")
 ax.legend(fontsize=8, loc="upper left")
 ax.set_title(f"Coverage of held-out targets above {CUTOFF:.2g} FLOPs", fontsize=10)
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ## Forecasts against compute
@@ -325,7 +314,7 @@ for ax, b in zip(axes.ravel(), PLOT, strict=True):
 axes[0, 0].legend(fontsize=7, loc="upper left")
 fig.suptitle("Held-out forecasts beyond the compute cutoff (posterior predictive)", fontsize=11)
 fig.tight_layout()
-show(fig)
+plt.show()
 
 # %% [markdown]
 # ## Answer

@@ -55,7 +55,6 @@
 # $d = 3$, 4 chains x 1000 draws).
 
 # %%
-import io
 import os
 import warnings
 
@@ -63,7 +62,6 @@ import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Image, display
 
 import bayescale as bs
 from bayescale import compare, datasets
@@ -77,15 +75,6 @@ V2 = ["IFEval", "BBH", "MATH Lvl 5", "GPQA", "MUSR", "MMLU-PRO"]
 REFERENCE = "llama-2"
 AT = 1e23  # FLOPs: the compute of a 7-8B model trained on ~2T tokens, inside the data
 pd.set_option("display.width", 160)
-
-
-def show(fig):
-    """Display a figure inline: importing bayescale.plots selects matplotlib's Agg backend,
-    after which plt.show() and display(fig) draw nothing in a notebook."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(buf.getvalue()))
 
 
 leaderboard = datasets.load("open-llm-leaderboard")
@@ -186,7 +175,7 @@ for ax, s in zip(axes, skill_names, strict=True):
 fig.suptitle(f"Effective-compute multiplier per skill at C = {AT:.0e} FLOPs, relative to "
              f"{REFERENCE} (median, 90% interval)", fontsize=10)
 fig.tight_layout()
-show(fig)
+plt.show()
 
 # %% [markdown]
 # The next cell names, for each skill, the three families with the highest and the lowest
