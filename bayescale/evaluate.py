@@ -76,6 +76,13 @@ class Fold:
     #: cheap benchmark scores are known and its hard-benchmark scores are predicted).
     test_benchmarks: list[str] | None = None
 
+    def held_out(self, models, benchmarks) -> np.ndarray:
+        """Whether each (model, benchmark) cell is held out by this fold."""
+        held = np.isin(np.asarray(models, dtype=str), self.test_models)
+        if self.test_benchmarks is not None:
+            held &= np.isin(np.asarray(benchmarks, dtype=str), self.test_benchmarks)
+        return held
+
 
 @dataclass
 class FoldResult:
@@ -231,11 +238,8 @@ class BacktestEngine:
 
     def mask_for(self, fold: Fold) -> np.ndarray:
         """Training mask over cells: 0 for the held-out cells of the fold's test models."""
-        held = np.isin(self._cell_models, fold.test_models)
-        if fold.test_benchmarks is not None:
-            benches = np.asarray(self.design.benchmarks)[self.design.cell_bench]
-            held &= np.isin(benches, fold.test_benchmarks)
-        return (~held).astype(float)
+        benches = np.asarray(self.design.benchmarks)[self.design.cell_bench]
+        return (~fold.held_out(self._cell_models, benches)).astype(float)
 
     def sample_fold(self, fold: Fold, *, draws: int, tune: int, chains: int, seed: int,
                     n_starts: int = 2, target_accept: float = 0.9, cores: int | None = None):
@@ -522,7 +526,7 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
         "variant": dict(spec.skills),
         "selection": None if selection is None else selection.reset_index(
             names="variant").to_dict(orient="records"),
-        "universe_cells": int(skills.make_design(spec, universe).n_cells),
+        "universe_cells": int(universe["score"].notna().sum()),
         "sampler": {"draws": draws, "tune": tune, "chains": chains, "seed": seed},
         # the longest compilation a fold waited for (workers compile in parallel)
         "compile_seconds": max(r.diagnostics["compile_seconds"] for r in results),
@@ -568,12 +572,8 @@ def selection_table(universe: pd.DataFrame, folds: list[Fold]) -> pd.DataFrame:
     universe without every fold's held-out cells.
     """
     held = np.zeros(len(universe), dtype=bool)
-    models = universe["model"].astype(str)
     for fold in folds:
-        cells = models.isin(fold.test_models)
-        if fold.test_benchmarks is not None:
-            cells &= universe["benchmark"].isin(fold.test_benchmarks)
-        held |= cells.to_numpy()
+        held |= fold.held_out(universe["model"], universe["benchmark"])
     return universe[~held].reset_index(drop=True)
 
 
