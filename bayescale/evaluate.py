@@ -242,7 +242,7 @@ class BacktestEngine:
         return (~fold.held_out(self._cell_models, benches)).astype(float)
 
     def sample_fold(self, fold: Fold, *, draws: int, tune: int, chains: int, seed: int,
-                    n_starts: int = 2, target_accept: float = 0.9, cores: int | None = None):
+                    target_accept: float = 0.9, cores: int | None = None):
         """Fit the fold's training cells; return the posterior DataTree and the mask.
 
         ``cores`` is nutpie's number of sampling threads (default: one per chain, at most
@@ -252,10 +252,13 @@ class BacktestEngine:
 
         mask = self.mask_for(fold)
         self.model["train_mask"].set_value(mask)
-        flat = self.starter.flat(seed=seed, n_starts=n_starts)
+        with_mask = self.compiled.with_data(train_mask=mask)
+        threads = cores or min(chains, os.cpu_count() or 1)
+        flat = self.starter.pilot(with_mask, chains=chains, seed=seed,
+                                  target_accept=target_accept, cores=threads)
         if flat.size != self.compiled.n_dim:
             raise RuntimeError("start point does not match the compiled model")
-        compiled = dataclasses.replace(self.compiled.with_data(train_mask=mask),
+        compiled = dataclasses.replace(with_mask,
                                        initial_point_func=small_jitter(flat, chains, seed))
         tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                              cores=cores or min(chains, os.cpu_count() or 1), seed=seed,
@@ -302,6 +305,9 @@ class BacktestEngine:
         diag = fold_diagnostics(tree)
         diag["seconds"] = time.perf_counter() - t0
         diag["train_cells"] = int(mask.sum())
+        # spread of the start-choosing pilot chains' mean log density: > 5 means the
+        # fold's posterior has separated modes and its chains ran in the best one
+        diag["pilot_logp_spread"] = float(np.ptp(self.starter.pilot_logp))
         log.info("fold %s: %d test cells, %.1f s, max r-hat %.3f", fold.name, len(cells),
                  diag["seconds"], diag["max_r_hat"])
         return FoldResult(fold=fold, predictions=preds, diagnostics=diag)
@@ -534,6 +540,8 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
         "max_r_hat": max(r.diagnostics["max_r_hat"] for r in results),
         "min_ess_bulk": min(r.diagnostics["min_ess_bulk"] for r in results),
         "divergences": sum(r.diagnostics["divergences"] for r in results),
+        "folds_with_separated_modes": sum(r.diagnostics.get("pilot_logp_spread", 0.0) > 5
+                                          for r in results),
         "folds": {r.fold.name: r.diagnostics for r in results},
     })
     if out is not None:

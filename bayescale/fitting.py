@@ -100,17 +100,22 @@ def fit(
     kind.check_data(spec, canonical.table, canonical.source)
     model = kind.build(spec, canonical.table)
     settings = spec.sampler
+    # kinds with a multimodal posterior choose their start: a pilot run under nutpie
+    # (skills), MAP starting values for the other samplers
+    start_point = kind.start_function(spec, model) \
+        if hasattr(kind, "start_function") and settings["backend"] == "nutpie" else None
     initvals = kind.initial_values(spec, canonical.table, model) \
-        if hasattr(kind, "initial_values") else None
+        if hasattr(kind, "initial_values") and start_point is None else None
     tree = run_sampler(
         model, sampler=settings["backend"], draws=settings["draws"], tune=settings["tune"],
         chains=settings["chains"], target_accept=settings["target_accept"],
         seed=settings["seed"], progressbar=progressbar, initvals=initvals,
-        adaptation=settings["adaptation"],
+        adaptation=settings["adaptation"], start=start_point,
     )
     diagnostics = compute_diagnostics(tree, sampler=settings["backend"],
                                       wall_seconds=time.perf_counter() - start,
                                       tune=settings["tune"])
+    diagnostics.pilot_logp = list(getattr(start_point, "pilot_logp", []))
     posterior = Posterior.create(tree, spec=spec, table=canonical.table,
                                  excluded=canonical.excluded, source=canonical.source,
                                  diagnostics=diagnostics, seed=settings["seed"])

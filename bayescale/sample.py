@@ -12,6 +12,7 @@ import dataclasses
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,11 @@ class Diagnostics:
         How the fit was run.
     worst : dict
         Which variable had the worst r-hat and ESS.
+    pilot_logp : list of float
+        Mean log density of each chain of the start-choosing pilot run (skills kind;
+        empty otherwise). A spread of more than a few units means the posterior has
+        separated modes; the chains of the fit all start in the best one, so r-hat only
+        measures mixing within it.
     """
 
     max_r_hat: float
@@ -62,6 +68,7 @@ class Diagnostics:
     draws: int
     tune: int
     worst: dict[str, str] = field(default_factory=dict)
+    pilot_logp: list[float] = field(default_factory=list)
 
     @property
     def failures(self) -> list[str]:
@@ -99,11 +106,17 @@ class Diagnostics:
     def describe(self) -> str:
         """One-paragraph text summary."""
         status = "all checks passed" if self.passed else "FAILED: " + "; ".join(self.failures)
+        modes = ""
+        if self.pilot_logp and max(self.pilot_logp) - min(self.pilot_logp) > 5:
+            modes = ("; separated modes: pilot chains' mean log density "
+                     + ", ".join(f"{v:.0f}" for v in self.pilot_logp)
+                     + " (chains start in the best)")
         return (f"{self.sampler}, {self.chains} chains x {self.draws} draws "
                 f"(+{self.tune} tune): max r-hat {self.max_r_hat:.3f}, min ESS bulk "
                 f"{self.min_ess_bulk:.0f} / tail {self.min_ess_tail:.0f}, "
                 f"{self.divergences} divergences, min BFMI {self.min_bfmi:.2f}; sampling "
-                f"{self.sampling_seconds:.1f} s, wall {self.wall_seconds:.1f} s; {status}")
+                f"{self.sampling_seconds:.1f} s, wall {self.wall_seconds:.1f} s; {status}"
+                f"{modes}")
 
 
 def run_sampler(
@@ -118,6 +131,7 @@ def run_sampler(
     progressbar: bool = False,
     initvals: dict | None = None,
     adaptation: str = "low_rank",
+    start: Callable[..., np.ndarray] | None = None,
 ) -> xr.DataTree:
     """Draw from the posterior of ``model`` with NUTS.
 
@@ -139,6 +153,10 @@ def run_sampler(
         Starting values (on the constrained scale) by variable name.
     adaptation : {"low_rank", "diag", "draw_diag"}
         nutpie's mass-matrix adaptation (ignored by the other samplers).
+    start : callable, optional
+        nutpie only, instead of ``initvals``: ``start(compiled, chains=, seed=)`` returns
+        a flat unconstrained start near which every chain begins (e.g. the skills kind's
+        pilot run from several MAP optima).
 
     Returns
     -------
@@ -157,7 +175,7 @@ def run_sampler(
     if sampler == "nutpie":
         return _run_nutpie(model, draws=draws, tune=tune, chains=chains,
                            target_accept=target_accept, seed=seed, progressbar=progressbar,
-                           initvals=initvals, adaptation=adaptation)
+                           initvals=initvals, adaptation=adaptation, start=start)
     kwargs: dict[str, Any] = {"nuts": {"target_accept": target_accept}}
     if sampler == "pymc":
         kwargs["cores"] = min(chains, os.cpu_count() or 1)
@@ -173,7 +191,8 @@ def run_sampler(
 
 def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_accept: float,
                 seed: int, progressbar: bool, initvals: dict | None,
-                adaptation: str) -> xr.DataTree:
+                adaptation: str, start: Callable[..., np.ndarray] | None = None
+                ) -> xr.DataTree:
     """Sample with nutpie in the background so that Ctrl-C and SIGTERM abort the chains.
 
     nutpie's blocking call keeps sampling through a KeyboardInterrupt and returns the
@@ -182,7 +201,11 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    if initvals:
+    if start is not None:
+        compiled = nutpie.compile_pymc_model(model)
+        compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
+            start(compiled, chains=chains, seed=seed), chains, seed))
+    elif initvals:
         # start every chain near the given point (e.g. a MAP estimate): nutpie's default
         # U(-1, 1) jitter on every unconstrained value would throw chains out of it
         compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=set())

@@ -124,7 +124,9 @@ class Refitter:
         compiled = self.compiled.with_data(**{self.kind.observed_data_name: observed})
         if self.starter is not None:
             self.model[self.kind.observed_data_name].set_value(observed)
-            flat = self.starter.flat(seed=seed)
+            flat = self.starter.pilot(compiled, chains=self.settings["chains"], seed=seed,
+                                      target_accept=self.settings["target_accept"],
+                                      adaptation=self.settings["adaptation"])
             compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
                 flat, self.settings["chains"], seed))
         tree = nutpie.sample(compiled, draws=self.settings["draws"], tune=self.settings["tune"],

@@ -651,8 +651,21 @@ class SkillsKind:
     def initial_values(self, spec: ModelSpec, table: pd.DataFrame, model: pm.Model
                        ) -> dict[str, np.ndarray]:
         """Best of several MAP optimisations, as starting values for every chain."""
-        return map_start(model, n_starts=2, maxiter=1000,
+        return map_start(model, n_starts=4, maxiter=1000,
                          seed=int(spec.sampler.get("seed", 0)))
+
+    def start_function(self, spec: ModelSpec, model: pm.Model):
+        """``start(compiled, chains=, seed=)`` for nutpie: the pilot of ``MapStarter``."""
+        starter = MapStarter(model)
+
+        def start(compiled, *, chains: int, seed: int) -> np.ndarray:
+            flat = starter.pilot(compiled, chains=chains, seed=seed,
+                                 target_accept=float(spec.sampler["target_accept"]),
+                                 adaptation=str(spec.sampler["adaptation"]))
+            start.pilot_logp = starter.pilot_logp
+            return flat
+
+        return start
 
     # ------------------------------------------------------------------ predict
     def predict(self, posterior, rows: pd.DataFrame, *, seed: int) -> xr.Dataset:
@@ -793,8 +806,14 @@ class MapStarter:
     Attributes
     ----------
     optima : list of float
-        Log posterior reached by each optimisation of the last call (best first): when
-        they differ by more than a few units, the posterior has competing local modes.
+        Log posterior reached by each optimisation of the last call, in the order they
+        rank (the start first): when they differ by more than a few units, the
+        posterior has competing local modes.
+    collapsed : list of bool
+        Whether each of those optima has a population scale below the floor (a
+        funnel neck; ranked last).
+    pilot_logp : list of float
+        Mean log density of each chain of the last ``pilot`` run.
     """
 
     def __init__(self, model: pm.Model) -> None:
@@ -810,6 +829,8 @@ class MapStarter:
         self.shapes = [np.shape(ip[n]) for n in self.names]
         self._base = np.concatenate([np.ravel(ip[n]) for n in self.names])
         self.optima: list[float] = []
+        self.collapsed: list[bool] = []
+        self.pilot_logp: list[float] = []
 
     def _split(self, x: np.ndarray) -> list[np.ndarray]:
         out, c = [], 0
@@ -847,20 +868,97 @@ class MapStarter:
                 results.append(res)
         if not results:
             raise DataError("no MAP optimisation reached a finite log posterior")
-        results.sort(key=lambda r: r.fun)
+        # An optimum with a collapsed population scale is the neck of a hierarchical
+        # funnel: its density grows without a matching volume, so it can out-score the
+        # optimum of the bulk while holding little posterior mass. Such optima rank after
+        # every optimum whose scales all stay above ``floor_scales``.
+        scale_slots = self._scale_slots()
+        results.sort(key=lambda r: (bool(np.any(r.x[scale_slots] < np.log(floor_scales))),
+                                    r.fun))
         self.optima = [-float(r.fun) for r in results]
-        if len(self.optima) > 1 and self.optima[0] - self.optima[-1] > 5:
+        self.collapsed = [bool(np.any(r.x[scale_slots] < np.log(floor_scales)))
+                          for r in results]
+        if len(self.optima) > 1 and max(self.optima) - min(self.optima) > 5:
             log.info("MAP optimisations reached different optima (log posterior %s): "
-                     "competing local modes; chains start at the best",
-                     ", ".join(f"{v:.1f}" for v in self.optima))
+                     "competing local modes; chains start at the best without a collapsed "
+                     "scale", ", ".join(f"{v:.1f}{' (collapsed)' if c else ''}"
+                                        for v, c in zip(self.optima, self.collapsed,
+                                                        strict=True)))
         best = results[0].x.copy()
-        c = 0
+        best[scale_slots] = np.maximum(best[scale_slots], np.log(floor_scales))
+        return best
+
+    def pilot(self, compiled, *, chains: int, seed: int, tune: int = 150, draws: int = 50,
+              target_accept: float = 0.9, adaptation: str = "diag",
+              cores: int | None = None) -> np.ndarray:
+        """Start point chosen by a short pilot run from ``chains`` different MAP optima.
+
+        The log posterior of the skills model has several separated modes (different
+        assignments of the free benchmarks to the skills), and NUTS chains do not cross
+        between them. Chain ``k`` of the pilot starts at its own MAP optimum; after
+        ``tune + draws`` steps each chain's mean log density over its draws measures the
+        typical set of the mode it settled in. The main run starts every chain near the
+        last draw of the best pilot chain, so its r-hat measures mixing within that mode.
+        ``pilot_logp`` keeps the pilot chains' mean log densities: a spread of more than
+        a few units means competing modes (logged), the rest of the chains' modes holding
+        roughly ``exp(-spread)`` of the best one's mass when their shapes are similar.
+
+        Parameters
+        ----------
+        compiled : nutpie compiled model
+            The model of this starter, compiled by nutpie, with the current data.
+        chains, seed : int
+            Number of pilot chains (one MAP optimisation each) and the seed.
+        tune, draws : int
+            Warm-up steps and draws of each pilot chain.
+        target_accept, adaptation : float, str
+            nutpie settings of the pilot.
+        cores : int, optional
+            Sampling threads.
+
+        Returns
+        -------
+        ndarray
+            Flat start on the unconstrained scale (nutpie's order).
+        """
+        import dataclasses
+        import os
+
+        import nutpie
+
+        optima = np.stack([self.flat(seed=seed * 7919 + k, n_starts=1) for k in range(chains)])
+        optima += np.random.default_rng(seed).uniform(-0.05, 0.05, optima.shape)
+        counter = {"i": 0}
+
+        def init(_seed=None):
+            i = counter["i"] % chains
+            counter["i"] += 1
+            return optima[i]
+
+        tree = nutpie.sample(dataclasses.replace(compiled, initial_point_func=init),
+                             draws=draws, tune=tune, chains=chains, seed=seed,
+                             cores=cores or min(chains, os.cpu_count() or 1),
+                             progress_bar=False, target_accept=target_accept,
+                             adaptation=adaptation, store_unconstrained=True)
+        stats = tree["sample_stats"].dataset
+        logp = stats["logp"].mean("draw").to_numpy()
+        self.pilot_logp = [float(v) for v in logp]
+        best = int(np.argmax(logp))
+        if logp.max() - logp.min() > 5:
+            log.info("pilot chains from different MAP optima settled in different modes "
+                     "(mean log density %s); the chains start in the best",
+                     ", ".join(f"{v:.1f}" for v in logp))
+        return np.asarray(stats["unconstrained_draw"].values[best, -1], float)
+
+    def _scale_slots(self) -> np.ndarray:
+        """Flat positions of the log population scales (``tau_*``, ``sigma_*``)."""
+        slots, c = [], 0
         for name, shp in zip(self.names, self.shapes, strict=True):
             n = int(np.prod(shp))
             if name.startswith(("tau_", "sigma_")) and name.endswith("_log__"):
-                best[c:c + n] = np.maximum(best[c:c + n], np.log(floor_scales))
+                slots.extend(range(c, c + n))
             c += n
-        return best
+        return np.asarray(slots, dtype=int)
 
     def constrained(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Map a flat unconstrained point to constrained values by variable name."""
