@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CASE_STUDIES = ROOT / "case_studies"
 
 
-def execute(path: Path, *, fast: bool, write: bool, timeout: int = 1800) -> float:
+def execute(path: Path, *, fast: bool, write: bool, timeout: int = 3600) -> float:
     """Execute one case study; return its wall time in seconds."""
     notebook = jupytext.read(path)
     os.environ["BAYESCALE_FAST"] = "1" if fast else "0"

@@ -261,3 +261,25 @@ def test_conditioning_on_a_new_familys_smallest_model():
     assert width(after) < width(before)
     with pytest.raises(DataError, match="already in the fit"):
         condition_on(updated, smallest)
+
+
+def test_pilot_starts_the_chains_in_the_heavier_of_two_separated_modes():
+    import nutpie
+    import pymc as pm
+
+    # two well-separated modes (NUTS chains never cross between them), the one at +4
+    # holding 99% of the mass: each pilot chain settles in the mode its MAP optimum is in
+    with pm.Model() as model:
+        pm.NormalMixture("x", w=np.array([0.01, 0.99]), mu=np.array([-4.0, 4.0]),
+                         sigma=0.3, initval=0.0)
+    starter = skills.MapStarter(model)
+    compiled = nutpie.compile_pymc_model(model)
+    reached_both = False
+    for seed in range(6):
+        start = starter.pilot(compiled, chains=4, seed=seed, tune=100, draws=50)
+        logp = np.asarray(starter.pilot_logp)
+        assert start.shape == (compiled.n_dim,) and len(logp) == 4
+        if logp.max() - logp.min() > 3:     # some chains in each mode
+            reached_both = True
+            assert start[0] > 2.0
+    assert reached_both
