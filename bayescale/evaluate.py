@@ -305,9 +305,12 @@ class BacktestEngine:
         diag = fold_diagnostics(tree)
         diag["seconds"] = time.perf_counter() - t0
         diag["train_cells"] = int(mask.sum())
-        # spread of the start-choosing pilot chains' mean log density: > 5 means the
-        # fold's posterior has separated modes and its chains ran in the best one
+        # the start-choosing pilot: chain means further apart than the within-chain sd
+        # mean the fold's posterior has separated modes (its chains ran in the best one)
         diag["pilot_logp_spread"] = float(np.ptp(self.starter.pilot_logp))
+        diag["pilot_logp_sd"] = self.starter.pilot_logp_sd
+        diag["separated_modes"] = skills.separated_modes(self.starter.pilot_logp,
+                                                         self.starter.pilot_logp_sd)
         log.info("fold %s: %d test cells, %.1f s, max r-hat %.3f", fold.name, len(cells),
                  diag["seconds"], diag["max_r_hat"])
         return FoldResult(fold=fold, predictions=preds, diagnostics=diag)
@@ -540,7 +543,7 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
         "max_r_hat": max(r.diagnostics["max_r_hat"] for r in results),
         "min_ess_bulk": min(r.diagnostics["min_ess_bulk"] for r in results),
         "divergences": sum(r.diagnostics["divergences"] for r in results),
-        "folds_with_separated_modes": sum(r.diagnostics.get("pilot_logp_spread", 0.0) > 5
+        "folds_with_separated_modes": sum(bool(r.diagnostics.get("separated_modes"))
                                           for r in results),
         "folds": {r.fold.name: r.diagnostics for r in results},
     })

@@ -116,6 +116,7 @@ def fit(
                                       wall_seconds=time.perf_counter() - start,
                                       tune=settings["tune"])
     diagnostics.pilot_logp = list(getattr(start_point, "pilot_logp", []))
+    diagnostics.pilot_logp_sd = float(getattr(start_point, "pilot_logp_sd", float("nan")))
     posterior = Posterior.create(tree, spec=spec, table=canonical.table,
                                  excluded=canonical.excluded, source=canonical.source,
                                  diagnostics=diagnostics, seed=settings["seed"])

@@ -51,9 +51,11 @@ class Diagnostics:
         Which variable had the worst r-hat and ESS.
     pilot_logp : list of float
         Mean log density of each chain of the start-choosing pilot run (skills kind;
-        empty otherwise). A spread of more than a few units means the posterior has
-        separated modes; the chains of the fit all start in the best one, so r-hat only
-        measures mixing within it.
+        empty otherwise).
+    pilot_logp_sd : float
+        The pilot chains' typical within-chain sd of the log density. Chain means
+        further apart than this mean separated modes; the chains of the fit all start in
+        the best one, so r-hat only measures mixing within it.
     """
 
     max_r_hat: float
@@ -69,6 +71,13 @@ class Diagnostics:
     tune: int
     worst: dict[str, str] = field(default_factory=dict)
     pilot_logp: list[float] = field(default_factory=list)
+    pilot_logp_sd: float = float("nan")
+
+    @property
+    def separated_modes(self) -> bool:
+        """Whether the pilot found separated modes (see ``pilot_logp_sd``)."""
+        return (len(self.pilot_logp) > 1 and np.isfinite(self.pilot_logp_sd)
+                and float(np.ptp(self.pilot_logp)) > self.pilot_logp_sd)
 
     @property
     def failures(self) -> list[str]:
@@ -107,10 +116,11 @@ class Diagnostics:
         """One-paragraph text summary."""
         status = "all checks passed" if self.passed else "FAILED: " + "; ".join(self.failures)
         modes = ""
-        if self.pilot_logp and max(self.pilot_logp) - min(self.pilot_logp) > 5:
+        if self.separated_modes:
             modes = ("; separated modes: pilot chains' mean log density "
                      + ", ".join(f"{v:.0f}" for v in self.pilot_logp)
-                     + " (chains start in the best)")
+                     + f" (within-chain sd {self.pilot_logp_sd:.0f}; chains start in the "
+                     "best)")
         return (f"{self.sampler}, {self.chains} chains x {self.draws} draws "
                 f"(+{self.tune} tune): max r-hat {self.max_r_hat:.3f}, min ESS bulk "
                 f"{self.min_ess_bulk:.0f} / tail {self.min_ess_tail:.0f}, "

@@ -663,6 +663,7 @@ class SkillsKind:
                                  target_accept=float(spec.sampler["target_accept"]),
                                  adaptation=str(spec.sampler["adaptation"]))
             start.pilot_logp = starter.pilot_logp
+            start.pilot_logp_sd = starter.pilot_logp_sd
             return flat
 
         return start
@@ -814,6 +815,8 @@ class MapStarter:
         funnel neck; ranked last).
     pilot_logp : list of float
         Mean log density of each chain of the last ``pilot`` run.
+    pilot_logp_sd : float
+        Mean over those chains of the sd of their log density.
     """
 
     def __init__(self, model: pm.Model) -> None:
@@ -831,6 +834,7 @@ class MapStarter:
         self.optima: list[float] = []
         self.collapsed: list[bool] = []
         self.pilot_logp: list[float] = []
+        self.pilot_logp_sd = float("nan")
 
     def _split(self, x: np.ndarray) -> list[np.ndarray]:
         out, c = [], 0
@@ -899,9 +903,11 @@ class MapStarter:
         ``tune + draws`` steps each chain's mean log density over its draws measures the
         typical set of the mode it settled in. The main run starts every chain near the
         last draw of the best pilot chain, so its r-hat measures mixing within that mode.
-        ``pilot_logp`` keeps the pilot chains' mean log densities: a spread of more than
-        a few units means competing modes (logged), the rest of the chains' modes holding
-        roughly ``exp(-spread)`` of the best one's mass when their shapes are similar.
+        ``pilot_logp`` keeps the pilot chains' mean log densities and ``pilot_logp_sd``
+        their typical within-chain sd: means further apart than that sd point to
+        separated modes (:func:`separated_modes`, logged); a mode whose typical set sits
+        ``g`` units lower holds roughly ``exp(-g)`` of the best one's mass when the
+        modes' shapes are similar.
 
         Parameters
         ----------
@@ -943,8 +949,9 @@ class MapStarter:
         stats = tree["sample_stats"].dataset
         logp = stats["logp"].mean("draw").to_numpy()
         self.pilot_logp = [float(v) for v in logp]
+        self.pilot_logp_sd = float(stats["logp"].std("draw").mean())
         best = int(np.argmax(logp))
-        if logp.max() - logp.min() > 5:
+        if separated_modes(self.pilot_logp, self.pilot_logp_sd):
             log.info("pilot chains from different MAP optima settled in different modes "
                      "(mean log density %s); the chains start in the best",
                      ", ".join(f"{v:.1f}" for v in logp))
@@ -973,6 +980,17 @@ class MapStarter:
                 val = transform.backward(pt.as_tensor_variable(val), *rv.owner.inputs).eval()
             out[rv.name] = np.asarray(val, float)
         return out
+
+
+def separated_modes(chain_means: list[float], within_sd: float) -> bool:
+    """Whether pilot chains sit in separated modes of the posterior.
+
+    The log density of draws from one mode fluctuates with an sd of about
+    ``sqrt(dim / 2)``; chains of one mode have means that agree to within a fraction of
+    it (their standard error), while a mode whose typical set is lower by more than that
+    sd is a different region of the posterior.
+    """
+    return len(chain_means) > 1 and bool(np.ptp(chain_means) > within_sd)
 
 
 def map_start(model: pm.Model, *, n_starts: int = 4, seed: int = 0, maxiter: int = 3000,
