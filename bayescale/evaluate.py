@@ -636,7 +636,7 @@ def select_variant(spec, table: pd.DataFrame, variants: list[dict[str, Any]], *,
                         "frac_pareto_k_above_0.7": float(np.mean(k > 0.7))}
         log.info("variant %s: elpd_loo %.1f", label, loos[label].elpd)
     if len(loos) > 1:
-        table_out = az.compare(loos)
+        table_out = az.compare(loos, round_to="none")
     else:
         only = next(iter(loos.values()))
         table_out = pd.DataFrame({"rank": [0], "elpd": [only.elpd], "p": [only.p],
@@ -724,7 +724,7 @@ def compare_runs(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
                             "PSIS-LOO compares models of the same observations", source=name)
     loos = {name: loo_by_model(post) if post.spec.kind == skills.KIND.name else post.loo()
             for name, post in posts.items()}
-    return az.compare(loos)
+    return az.compare(loos, round_to="none")
 
 
 def _same_observations(a: pd.DataFrame, b: pd.DataFrame) -> bool:
