@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ import pandas as pd
 from bayescale.errors import DataError
 from bayescale.kinds import skills
 from bayescale.posterior import atomic_directory
-from bayescale.sample import small_jitter
+from bayescale.sample import quiet_constant_draws, small_jitter
 
 log = logging.getLogger(__name__)
 
@@ -332,8 +333,9 @@ def fold_diagnostics(tree) -> dict[str, Any]:
     """Worst r-hat, bulk ESS and divergences of a fold's fit."""
     import arviz as az
 
-    rhat = az.rhat(tree)
-    ess = az.ess(tree, method="bulk")
+    with quiet_constant_draws():
+        rhat = az.rhat(tree)
+        ess = az.ess(tree, method="bulk")
     rhat = rhat.dataset if hasattr(rhat, "dataset") else rhat
     ess = ess.dataset if hasattr(ess, "dataset") else ess
     max_rhat = max(float(np.nanmax(v.values)) for v in rhat.data_vars.values() if v.size)
@@ -668,7 +670,10 @@ def loo_by_model(posterior) -> Any:
     ll = pointwise_log_lik(posterior)
     tree = posterior.tree.copy()
     tree["log_likelihood"] = xr.DataTree(xr.Dataset({"score": ll}))
-    return az.loo(tree, var_name="score")
+    with warnings.catch_warnings():
+        # the share of Pareto k > 0.7 is reported with every selection table instead
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        return az.loo(tree, var_name="score")
 
 
 def pointwise_log_lik(posterior):

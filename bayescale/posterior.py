@@ -196,9 +196,12 @@ class Posterior:
         sd = post.std(("chain", "draw"), ddof=1)
         sub = self.tree.copy()
         sub["posterior"] = xr.DataTree(post)
-        rhat = az.rhat(sub).dataset
-        bulk = az.ess(sub, method="bulk").dataset
-        tail = az.ess(sub, method="tail").dataset
+        from bayescale.sample import quiet_constant_draws
+
+        with quiet_constant_draws():
+            rhat = az.rhat(sub).dataset
+            bulk = az.ess(sub, method="bulk").dataset
+            tail = az.ess(sub, method="tail").dataset
         rows = []
         qlabels = [f"q{_pct(lo)}", "q50", f"q{_pct(hi)}"]
         for name in names:

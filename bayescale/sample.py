@@ -129,6 +129,20 @@ class Diagnostics:
                 f"{modes}")
 
 
+class quiet_constant_draws(warnings.catch_warnings):
+    """Silence numpy's 0/0 warning for r-hat of draws that never vary.
+
+    Fixed elements of a Deterministic (e.g. anchor loadings of exactly 1 and 0) have no
+    between- or within-chain variance; their r-hat is NaN, which the diagnostics skip.
+    """
+
+    def __enter__(self):
+        out = super().__enter__()
+        warnings.filterwarnings("ignore", message="invalid value encountered in scalar divide",
+                                category=RuntimeWarning)
+        return out
+
+
 def run_sampler(
     model: pm.Model,
     *,
@@ -287,9 +301,10 @@ def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
     import arviz as az
 
     post = tree["posterior"].dataset
-    rhat = _as_dataset(az.rhat(tree))
-    ess_bulk = _as_dataset(az.ess(tree, method="bulk"))
-    ess_tail = _as_dataset(az.ess(tree, method="tail"))
+    with quiet_constant_draws():
+        rhat = _as_dataset(az.rhat(tree))
+        ess_bulk = _as_dataset(az.ess(tree, method="bulk"))
+        ess_tail = _as_dataset(az.ess(tree, method="tail"))
     worst: dict[str, str] = {}
     max_rhat, worst["r_hat"] = _extreme(rhat, max)
     min_bulk, worst["ess_bulk"] = _extreme(ess_bulk, min)
