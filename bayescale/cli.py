@@ -16,7 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bayescale.errors import BayescaleError, ConvergenceWarning
+from bayescale.errors import RECEIVED_SIGNALS, BayescaleError, ConvergenceWarning
 
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -380,7 +380,16 @@ COMMANDS = {
 
 
 def _raise_interrupt(signum, _frame):
+    RECEIVED_SIGNALS.append(signum)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _unraisable(unraisable) -> None:
+    # the KeyboardInterrupt of a signal that arrived inside a C callback cannot propagate;
+    # it is recorded in RECEIVED_SIGNALS and acted on later, so no traceback is printed
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    sys.unraisablehook = _unraisable
     warnings.simplefilter("always", ConvergenceWarning)
     warnings.showwarning = _show_warning
     try:
@@ -398,6 +409,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bayescale: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:
+        # a signal that arrives inside a library (e.g. numba compiling a kernel) can come
+        # out wrapped in that library's own exception; it is still an interruption
+        if RECEIVED_SIGNALS:
+            print("bayescale: interrupted; nothing was written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import RunDirError, SpecError
+from bayescale.errors import RunDirError, SpecError, raise_if_interrupted
 from bayescale.sample import Diagnostics
 from bayescale.spec import ModelSpec, parse_spec
 
@@ -305,6 +305,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        raise_if_interrupted()
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -331,6 +332,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        raise_if_interrupted()
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale.errors import BayescaleError, ConvergenceWarning
+from bayescale.errors import BayescaleError, ConvergenceWarning, raise_if_interrupted
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -243,6 +243,7 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
                                progress_bar=progressbar, blocking=False, save_warmup=False)
     try:
         while not _finished(background):
+            raise_if_interrupted()
             time.sleep(0.05)
     except BaseException:
         background.cancel()
