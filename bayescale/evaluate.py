@@ -56,7 +56,7 @@ import pandas as pd
 from bayescale.errors import DataError
 from bayescale.kinds import skills
 from bayescale.posterior import atomic_directory
-from bayescale.sample import quiet_constant_draws, small_jitter
+from bayescale.sample import quiet_constant_draws, separated_modes, small_jitter
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ class BacktestEngine:
         compiled = dataclasses.replace(with_mask,
                                        initial_point_func=small_jitter(flat, chains, seed))
         tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
-                             cores=cores or min(chains, os.cpu_count() or 1), seed=seed,
+                             cores=threads, seed=seed,
                              progress_bar=False, target_accept=target_accept)
         return tree, mask
 
@@ -310,8 +310,8 @@ class BacktestEngine:
         # mean the fold's posterior has separated modes (its chains ran in the best one)
         diag["pilot_logp_spread"] = float(np.ptp(self.starter.pilot_logp))
         diag["pilot_logp_sd"] = self.starter.pilot_logp_sd
-        diag["separated_modes"] = skills.separated_modes(self.starter.pilot_logp,
-                                                         self.starter.pilot_logp_sd)
+        diag["separated_modes"] = separated_modes(self.starter.pilot_logp,
+                                                  self.starter.pilot_logp_sd)
         log.info("fold %s: %d test cells, %.1f s, max r-hat %.3f", fold.name, len(cells),
                  diag["seconds"], diag["max_r_hat"])
         return FoldResult(fold=fold, predictions=preds, diagnostics=diag)

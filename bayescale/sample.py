@@ -75,9 +75,8 @@ class Diagnostics:
 
     @property
     def separated_modes(self) -> bool:
-        """Whether the pilot found separated modes (see ``pilot_logp_sd``)."""
-        return (len(self.pilot_logp) > 1 and np.isfinite(self.pilot_logp_sd)
-                and float(np.ptp(self.pilot_logp)) > self.pilot_logp_sd)
+        """Whether the pilot found separated modes (:func:`separated_modes`)."""
+        return separated_modes(self.pilot_logp, self.pilot_logp_sd)
 
     @property
     def failures(self) -> list[str]:
@@ -127,6 +126,18 @@ class Diagnostics:
                 f"{self.divergences} divergences, min BFMI {self.min_bfmi:.2f}; sampling "
                 f"{self.sampling_seconds:.1f} s, wall {self.wall_seconds:.1f} s; {status}"
                 f"{modes}")
+
+
+def separated_modes(chain_means: list[float], within_sd: float) -> bool:
+    """Whether pilot chains sit in separated modes of the posterior.
+
+    The log density of draws from one mode fluctuates with an sd of about
+    ``sqrt(dim / 2)``; chains of one mode have means that agree to within a fraction of
+    it (their standard error), while a mode whose typical set is lower by more than that
+    sd is a different region of the posterior.
+    """
+    return (len(chain_means) > 1 and bool(np.isfinite(within_sd))
+            and float(np.ptp(chain_means)) > within_sd)
 
 
 class quiet_constant_draws(warnings.catch_warnings):

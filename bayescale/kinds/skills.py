@@ -80,6 +80,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import DataError, SpecError
+from bayescale.sample import separated_modes
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -877,11 +878,11 @@ class MapStarter:
         # optimum of the bulk while holding little posterior mass. Such optima rank after
         # every optimum whose scales all stay above ``floor_scales``.
         scale_slots = self._scale_slots()
-        results.sort(key=lambda r: (bool(np.any(r.x[scale_slots] < np.log(floor_scales))),
-                                    r.fun))
+        ranked = sorted(((bool(np.any(r.x[scale_slots] < np.log(floor_scales))), r.fun, r)
+                         for r in results), key=lambda t: t[:2])
+        results = [r for _, _, r in ranked]
         self.optima = [-float(r.fun) for r in results]
-        self.collapsed = [bool(np.any(r.x[scale_slots] < np.log(floor_scales)))
-                          for r in results]
+        self.collapsed = [collapsed for collapsed, _, _ in ranked]
         if len(self.optima) > 1 and max(self.optima) - min(self.optima) > 5:
             log.info("MAP optimisations reached different optima (log posterior %s): "
                      "competing local modes; chains start at the best without a collapsed "
@@ -980,17 +981,6 @@ class MapStarter:
                 val = transform.backward(pt.as_tensor_variable(val), *rv.owner.inputs).eval()
             out[rv.name] = np.asarray(val, float)
         return out
-
-
-def separated_modes(chain_means: list[float], within_sd: float) -> bool:
-    """Whether pilot chains sit in separated modes of the posterior.
-
-    The log density of draws from one mode fluctuates with an sd of about
-    ``sqrt(dim / 2)``; chains of one mode have means that agree to within a fraction of
-    it (their standard error), while a mode whose typical set is lower by more than that
-    sd is a different region of the posterior.
-    """
-    return len(chain_means) > 1 and bool(np.ptp(chain_means) > within_sd)
 
 
 def map_start(model: pm.Model, *, n_starts: int = 4, seed: int = 0, maxiter: int = 3000,
