@@ -690,7 +690,7 @@ def pointwise_log_lik(posterior):
                           skills._stack(post, "intercept"), des.chance, des.cell_model,
                           des.cell_bench, np)
     phi = skills._stack(post, "phi")[:, des.cell_bench]
-    cell_ll = skills.beta_logp(des.y[None, :], mu, phi)
+    cell_ll = skills.censored_beta_logp(des.y[None, :], mu, phi, skills._options(spec)["clip"])
     n_models = len(des.models)
     per_model = np.zeros((cell_ll.shape[0], n_models))
     np.add.at(per_model.T, des.cell_model, cell_ll.T)

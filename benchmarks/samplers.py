@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--specs", nargs="*", default=list(MODELS))
     parser.add_argument("--samplers", nargs="*", default=["nutpie", "pymc", "numpyro"])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--draws", type=int, default=None, help="draws per chain (default: spec)")
+    parser.add_argument("--tune", type=int, default=None, help="warm-up steps (default: spec)")
+    parser.add_argument("--chains", type=int, default=None, help="chains (default: spec)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -38,7 +41,13 @@ def main() -> None:
     for spec in args.specs:
         for sampler in args.samplers:
             start = time.perf_counter()
-            post = fit(spec, MODELS[spec], seed=args.seed, sampler=sampler)
+            try:
+                post = fit(spec, MODELS[spec], seed=args.seed, sampler=sampler,
+                           draws=args.draws, tune=args.tune, chains=args.chains)
+            except Exception as err:  # a sampler that cannot run this model is reported
+                print(f"{spec:24s} {sampler:8s} FAILED: {type(err).__name__}: {err}",
+                      flush=True)
+                continue
             wall = time.perf_counter() - start
             d = post.diagnostics
             rows.append({"spec": spec, "sampler": sampler, "wall_s": wall,

@@ -68,6 +68,11 @@ def main() -> None:
     parser.add_argument("--simulations", type=int, default=100)
     parser.add_argument("--specs", nargs="*", default=list(DESIGNS))
     parser.add_argument("--out", default="benchmarks/out/sbc")
+    parser.add_argument("--draws", type=int, default=1000, help="draws per chain per refit")
+    parser.add_argument("--tune", type=int, default=1000, help="warm-up steps per refit")
+    parser.add_argument("--chains", type=int, default=2, help="chains per refit")
+    parser.add_argument("--bins", type=int, default=10,
+                        help="bins of the chi-square uniformity test (must divide 100)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,10 +81,12 @@ def main() -> None:
         t0 = time.perf_counter()
         design = design_for(spec)
         result = sbc(spec, design, n_simulations=args.simulations, seed=2024, n_ranks=100,
-                     bins=10, draws=1000, tune=1000, chains=2, progressbar=True)
+                     bins=args.bins, draws=args.draws, tune=args.tune, chains=args.chains,
+                     progressbar=True)
         rank_plot(result, f"SBC ranks: {spec} ({args.simulations} simulations)",
-                  out / f"{spec}.png")
-        print(f"{spec}: {args.simulations} simulations in {time.perf_counter() - t0:.0f} s; "
+                  out / f"{spec}.png", bins=args.bins)
+        print(f"{spec}: {args.simulations} simulations ({args.chains} chains x {args.draws}"
+              f" + {args.tune} per refit) in {time.perf_counter() - t0:.0f} s; "
               f"min p-value {result.min_p_value:.3f} over {len(result.tests)} parameters; "
               f"passes at Bonferroni 0.01: {result.passed(0.01)}")
         print("   " + ", ".join(f"{r.parameter} {r.p_value:.2f}"

@@ -108,10 +108,12 @@ def test_numpy_and_pytensor_means_agree():
     rng = np.random.default_rng(3)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     outs = model.replace_rvs_by_values([
-        model["score"].owner.inputs[2], model["loadings"], model["B"], model["a_family"],
-        model["sub_offset"], model["slope_offset"], model["delta"], model["intercept"]])
-    f = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
-    alpha, lam, B, a, sub, slope, delta, b = f(point)
+        model["loadings"], model["B"], model["a_family"], model["sub_offset"],
+        model["slope_offset"], model["delta"], model["intercept"]])
+    cell_loglik = model.logp(vars=[model["score"]], sum=False)[0]
+    f = model.compile_fn([cell_loglik, *outs], inputs=model.value_vars,
+                         on_unused_input="ignore")
+    loglik, lam, B, a, sub, slope, delta, b = f(point)
     phi = np.exp(point["phi_log__"])[des.cell_bench]
     p = {"B": B[None], "a_family": a[None], "sub_offset": sub[None],
          "slope_offset": slope[None], "delta": delta[None]}
@@ -119,7 +121,9 @@ def test_numpy_and_pytensor_means_agree():
                                     des.models["instruct"].to_numpy(float), np)
     mu = skills.cell_mean(theta, lam[None], b[None], des.chance, des.cell_model,
                           des.cell_bench, np)[0]
-    assert np.allclose(mu * phi, alpha, rtol=1e-6)
+    # the fit model's per-cell log likelihood is the censored Beta at these means
+    expected = skills.censored_beta_logp(des.y, mu, phi, 0.005)
+    assert np.allclose(loglik, expected, rtol=1e-6)
     assert np.all(mu >= des.chance[des.cell_bench])
 
 
@@ -161,6 +165,41 @@ def test_beta_logp_matches_scipy():
     expected = stats.beta(mu * phi, (1 - mu) * phi).logpdf(y)
     assert np.allclose(skills.beta_logp(y, mu, phi), expected)
 
+
+
+def test_censored_beta_likelihood_at_the_clip_matches_scipy_in_numpy_and_pytensor():
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy import stats
+
+    clip = 0.005
+    y = np.array([clip, 0.3, 1 - clip, clip])
+    mu, phi = np.array([0.02, 0.4, 0.97, 0.3]), np.array([60.0, 50.0, 40.0, 9.0])
+    a, b = mu * phi, (1 - mu) * phi
+    expected = np.array([stats.beta(a[0], b[0]).logcdf(clip),
+                         stats.beta(a[1], b[1]).logpdf(0.3),
+                         stats.beta(a[2], b[2]).logsf(1 - clip),
+                         stats.beta(a[3], b[3]).logcdf(clip)])
+    assert np.allclose(skills.censored_beta_logp(y, mu, phi, clip), expected)
+    v, m, p = pt.dvector(), pt.dvector(), pt.dvector()
+    fn = pytensor.function([v, m, p], skills.censored_beta_logp_pt(v, m, p, clip))
+    assert np.allclose(fn(y, mu, phi), expected)
+    # no censored cell: the plain density
+    inner = np.array([0.3, 0.5])
+    assert np.allclose(fn(inner, mu[:2], phi[:2]), skills.beta_logp(inner, mu[:2], phi[:2]))
+
+
+def test_simulated_scores_are_censored_like_the_stored_ones():
+    """Prior predictive scores below the clip are set to it: the likelihood's censoring."""
+    import pymc as pm
+
+    spec = small_spec()
+    model = skills.KIND.build(spec, simulated_table())
+    with model:
+        prior = pm.sample_prior_predictive(draws=20, random_seed=1, var_names=["score"])
+    scores = prior["prior_predictive"].dataset["score"].values
+    assert scores.min() >= 0.005 and scores.max() <= 0.995
+    assert np.any(scores == 0.005)
 
 def test_check_data_errors():
     spec = small_spec()

@@ -38,8 +38,13 @@ Benchmark ``j`` maps skills to accuracy above its chance floor ``c_j``:
 
 and a score is ``Beta(mu_ij * phi_j, (1 - mu_ij) * phi_j)`` (per-benchmark precision
 ``phi_j``), or beta-binomial / binomial on ``round(score * n_items)`` correct answers.
-Scores of exactly 0 or 1 are moved inside (0, 1) by ``skills.clip`` (scores are stored
-rounded to 0.01, so half a rounding unit is the natural value).
+Scores are stored rounded to 0.01, so a stored 0.00 says only that the score was below
+half a rounding unit: the Beta likelihood is **censored** at ``skills.clip`` (0.005).
+A score at or below ``clip`` contributes ``log P(score <= clip)``, one at or above
+``1 - clip`` contributes ``log P(score >= 1 - clip)``; simulated scores are clipped the
+same way, so data simulated from the model are exactly what the fit conditions on (a
+plain clip of 0.00 to 0.005 evaluated as a density was not, and failed parameter
+recovery on benchmarks near their floor).
 
 Identifiability
 ---------------
@@ -372,6 +377,80 @@ def beta_logp(y, mu, phi):
             + (b - 1) * np.log1p(-y))
 
 
+def censored_beta_logp(y, mu, phi, clip: float):
+    """Log likelihood of scores under the Beta likelihood censored at ``clip`` (NumPy).
+
+    A score at ``clip`` (a stored 0.00) contributes ``log P(score <= clip)``, one at
+    ``1 - clip`` contributes ``log P(score >= 1 - clip)``, any other its log density.
+    ``y`` is the clipped score (as in :attr:`Design.y`); broadcasting as in
+    :func:`beta_logp`.
+    """
+    from scipy import stats
+
+    y, mu, phi = np.broadcast_arrays(y, mu, phi)
+    out = beta_logp(np.clip(y, clip, 1 - clip), mu, phi)
+    low, high = y <= clip, y >= 1 - clip
+    a, b = mu * phi, (1 - mu) * phi
+    out[low] = stats.beta.logcdf(clip, a[low], b[low])
+    out[high] = stats.beta.logcdf(clip, b[high], a[high])
+    return out
+
+
+def censored_beta_logp_pt(value, mu, phi, clip: float):
+    """PyTensor version of :func:`censored_beta_logp`, one entry per cell.
+
+    The incomplete beta function (and its gradient, a series) is evaluated only at the
+    censored cells, found from ``value`` inside the graph, so swapping the observed data
+    (simulation refits) re-selects them and the cost stays that of a plain Beta when
+    few cells are censored.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    a, b = mu * phi, (1 - mu) * phi
+    ll = pm.logp(pm.Beta.dist(alpha=a, beta=b), pt.clip(value, clip, 1 - clip))
+    low = pt.nonzero(value <= clip)[0]
+    high = pt.nonzero(value >= 1 - clip)[0]
+    ll = pt.set_subtensor(ll[low], _log_beta_cdf_pt(clip, a[low], b[low]))
+    # P(Y >= 1 - c) for Y ~ Beta(a, b) is P(Y' <= c) for Y' ~ Beta(b, a)
+    return pt.set_subtensor(ll[high], _log_beta_cdf_pt(clip, b[high], a[high]))
+
+
+#: Gauss-Legendre rule of :func:`_log_beta_cdf_pt` on [0, 1] (32 nodes)
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(32)
+_GL_NODES, _GL_WEIGHTS = (_GL_NODES + 1) / 2, _GL_WEIGHTS / 2
+
+
+def _log_beta_cdf_pt(x: float, a, b):
+    """``log P(Y <= x)`` for ``Y ~ Beta(a, b)`` and a small fixed ``x`` (PyTensor).
+
+    With ``y = x v^(m/a)`` and ``m = a + 2``::
+
+        I_x(a, b) = x^a / (a B(a, b)) * J,   J = int_0^1 m v^(m-1) (1 - x v^(m/a))^(b-1) dv
+
+    whose integrand is bounded and, with ``m - 1 >= 1``, smooth enough at 0 for a
+    32-node Gauss-Legendre rule on ``[0, v_max]`` (``v_max`` where the integrand has
+    fallen by ``e^-40``). The leading factor is kept in logs, so the result neither
+    underflows in the far tail nor has NaN gradients. Against ``scipy.stats.beta.logcdf``
+    at ``x = 0.005`` on a grid of a in [0.02, 50], b in [0.5, 5000]: median absolute
+    error 2e-10, 99th percentile 9e-7, worst 5e-5. PyTensor's ``betainc`` is exact, but
+    its gradient (a per-element series) made a refit with ~50 censored cells twice as
+    slow; this rule costs about a third of that.
+    """
+    import pytensor.tensor as pt
+
+    m = a + 2.0
+    q = m / a
+    # log v = log v_max + log t: one logarithm per cell, two exponentials per node
+    log_v_max = pt.minimum(0.0, (np.log(40.0 / x) - pt.log(pt.maximum(b - 1.0, 1e-9))) / q)
+    log_v = log_v_max[:, None] + np.log(_GL_NODES)[None, :]
+    integrand = pt.exp((m - 1.0)[:, None] * log_v + (b - 1.0)[:, None]
+                       * pt.log1p(-x * pt.exp(q[:, None] * log_v)))
+    j = m * pt.exp(log_v_max) * pt.sum(integrand * _GL_WEIGHTS[None, :], axis=1)
+    log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
+    return a * np.log(x) - pt.log(a) - log_beta + pt.log(j)
+
+
 # ---------------------------------------------------------------------- the kind
 class SkillsKind:
     """The ``skills`` model kind (Sloth-style latent skills, fit with NUTS)."""
@@ -573,6 +652,7 @@ class SkillsKind:
     def build(self, spec: ModelSpec, table: pd.DataFrame) -> pm.Model:
         """Build the fit model: every observed cell of ``table`` enters the likelihood."""
         import pymc as pm
+        import pytensor.tensor as pt
 
         des = make_design(spec, table)
         opt = _options(spec)
@@ -582,8 +662,17 @@ class SkillsKind:
             if opt["likelihood"] == "beta":
                 phi = p["phi"][des.cell_bench]
                 y = pm.Data(self.observed_data_name, des.y, dims="cell")
-                pm.Beta(self.observed_name, alpha=mu * phi, beta=(1 - mu) * phi,
-                        observed=y, dims="cell")
+                clip = opt["clip"]
+
+                def censored(mu_, phi_, size):
+                    draw = pm.Beta.dist(alpha=mu_ * phi_, beta=(1 - mu_) * phi_, size=size)
+                    return pt.clip(draw, clip, 1 - clip)
+
+                def logp(value, mu_, phi_):
+                    return censored_beta_logp_pt(value, mu_, phi_, clip)
+
+                pm.CustomDist(self.observed_name, mu, phi, dist=censored, logp=logp,
+                              observed=y, dims="cell")
             else:
                 n = des.n_items
                 k = np.round(des.y * n)
@@ -615,7 +704,7 @@ class SkillsKind:
             p = self._parameters(spec, des)
             mu = self._mu(p, des)
             phi = p["phi"][des.cell_bench]
-            logp = pm.logp(pm.Beta.dist(alpha=mu * phi, beta=(1 - mu) * phi), des.y)
+            logp = censored_beta_logp_pt(des.y, mu, phi, _options(spec)["clip"])
             pm.Potential("score_loglik", pt.sum(mask * logp))
         return model, des
 
