@@ -156,15 +156,23 @@ def simulate_and_fit(spec: ModelSpec | str, design: pd.DataFrame, *, n_simulatio
 
 
 def _elements(name: str, truth: np.ndarray, draws: xr.DataArray):
-    """Yield ``(label, truth, draws as (chain, draw) array)`` per scalar element."""
+    """Yield ``(label, truth, draws as (chain, draw) array)`` per scalar element.
+
+    Elements fixed by the model (every draw identical, e.g. the anchor loadings of the
+    skills kind, 0 or 1 by construction) are skipped: they are not inferred, and would
+    count as recovered in every simulation and pile their SBC ranks at 0.
+    """
     if truth.ndim == 0:
         yield name, float(truth), draws.values
         return
     dims = [d for d in draws.dims if d not in ("chain", "draw")]
     for index in np.ndindex(*truth.shape):
         selection = dict(zip(dims, index, strict=True))
+        values = draws.isel(selection).values
+        if np.ptp(values) == 0:
+            continue
         label = ",".join(str(draws[d].values[i]) for d, i in selection.items())
-        yield f"{name}[{label}]", float(truth[index]), draws.isel(selection).values
+        yield f"{name}[{label}]", float(truth[index]), values
 
 
 def parameter_recovery(spec: ModelSpec | str, design: pd.DataFrame, *, n_simulations: int,

@@ -63,6 +63,10 @@ def test_skills_recovery_and_sbc_run_with_map_starts():
                  tune=300, chains=2, progressbar=False)
     assert len(result.ranks) == 6 * len(result.tests)
     assert {"B[log_params,skill1]", "sigma_family[skill2]"} <= set(result.tests["parameter"])
+    # anchor loadings are fixed by the model (1 on their own skill, 0 elsewhere): not ranked
+    anchors = {f"loadings[{a},skill{k + 1}]" for a in ("MMLU", "GSM8K") for k in range(2)}
+    assert not anchors & set(result.tests["parameter"])
+    assert any(p.startswith("loadings[") for p in result.tests["parameter"])
     assert result.ranks["rank"].between(0, 19).all()
     assert result.tests["p_value"].between(0, 1).all()
     # the truth sits inside the bulk of the posterior far more often than not: a gross
