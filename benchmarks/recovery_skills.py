@@ -3,8 +3,8 @@
 Draws parameter sets from the prior of ``models/skills.toml``, simulates scores on a
 real design (the models, families and observed cells of the shipped leaderboard table,
 or of one Sloth experiment's complete cases), refits each data set (compiled once, a
-MAP start per refit) and prints the fraction of true parameters inside their central
-90% posterior intervals (nominal 0.90), overall and per parameter group, with the
+pilot start per refit, as in a fit) and prints the fraction of true parameters inside
+their central 90% posterior intervals (nominal 0.90), overall and per parameter group, with the
 refits' convergence.
 
 Run: .venv/bin/python benchmarks/recovery_skills.py [--simulations 10] [--design v2]

@@ -166,7 +166,6 @@ def test_beta_logp_matches_scipy():
     assert np.allclose(skills.beta_logp(y, mu, phi), expected)
 
 
-
 def test_censored_beta_likelihood_at_the_clip_matches_scipy_in_numpy_and_pytensor():
     import pytensor
     import pytensor.tensor as pt
@@ -200,6 +199,7 @@ def test_simulated_scores_are_censored_like_the_stored_ones():
     scores = prior["prior_predictive"].dataset["score"].values
     assert scores.min() >= 0.005 and scores.max() <= 0.995
     assert np.any(scores == 0.005)
+
 
 def test_check_data_errors():
     spec = small_spec()

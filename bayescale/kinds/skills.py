@@ -399,10 +399,10 @@ def censored_beta_logp(y, mu, phi, clip: float):
 def censored_beta_logp_pt(value, mu, phi, clip: float):
     """PyTensor version of :func:`censored_beta_logp`, one entry per cell.
 
-    The incomplete beta function (and its gradient, a series) is evaluated only at the
+    The log CDF (:func:`_log_beta_cdf_pt`, a quadrature) is evaluated only at the
     censored cells, found from ``value`` inside the graph, so swapping the observed data
-    (simulation refits) re-selects them and the cost stays that of a plain Beta when
-    few cells are censored.
+    (simulation refits) re-selects them and the cost stays near that of a plain Beta
+    when few cells are censored.
     """
     import pymc as pm
     import pytensor.tensor as pt
