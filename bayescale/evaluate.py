@@ -243,27 +243,33 @@ class BacktestEngine:
         return (~fold.held_out(self._cell_models, benches)).astype(float)
 
     def sample_fold(self, fold: Fold, *, draws: int, tune: int, chains: int, seed: int,
-                    target_accept: float = 0.9, cores: int | None = None):
+                    target_accept: float | None = None, cores: int | None = None):
         """Fit the fold's training cells; return the posterior DataTree and the mask.
 
-        ``cores`` is nutpie's number of sampling threads (default: one per chain, at most
-        the machine's cores); it does not change the draws.
+        ``target_accept`` defaults to the spec's, as does nutpie's mass-matrix
+        adaptation. ``cores`` is nutpie's number of sampling threads (default: one per
+        chain, at most the machine's cores); it does not change the draws.
         """
         import nutpie
 
+        if target_accept is None:
+            target_accept = float(self.spec.sampler["target_accept"])
+        adaptation = str(self.spec.sampler["adaptation"])
         mask = self.mask_for(fold)
         self.model["train_mask"].set_value(mask)
         with_mask = self.compiled.with_data(train_mask=mask)
         threads = cores or min(chains, os.cpu_count() or 1)
         flat = self.starter.pilot(with_mask, chains=chains, seed=seed,
-                                  target_accept=target_accept, cores=threads)
+                                  target_accept=target_accept, adaptation=adaptation,
+                                  cores=threads)
         if flat.size != self.compiled.n_dim:
             raise RuntimeError("start point does not match the compiled model")
         compiled = dataclasses.replace(with_mask,
                                        initial_point_func=small_jitter(flat, chains, seed))
         tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                              cores=threads, seed=seed,
-                             progress_bar=False, target_accept=target_accept)
+                             progress_bar=False, target_accept=target_accept,
+                             adaptation=adaptation)
         return tree, mask
 
     def predict_cells(self, tree, cells: np.ndarray, *, seed: int) -> tuple[np.ndarray,
