@@ -962,7 +962,12 @@ class MapStarter:
 
         rng = np.random.default_rng(seed)
         results = []
-        for _ in range(n_starts):
+        # an optimisation that leaves the finite region (a saturated mean on a benchmark
+        # gives a log density of -inf) is replaced by one from another start, up to
+        # ``4 * n_starts`` starts in all
+        for _ in range(4 * n_starts):
+            if len(results) == n_starts:
+                break
             x0 = self._base + rng.uniform(-1, 1, self._base.shape)
             try:
                 res = minimize(self._negative, x0, jac=True, method="L-BFGS-B",
@@ -972,7 +977,8 @@ class MapStarter:
             if np.isfinite(res.fun):
                 results.append(res)
         if not results:
-            raise DataError("no MAP optimisation reached a finite log posterior")
+            raise DataError(f"no MAP optimisation of {4 * n_starts} reached a finite log "
+                            "posterior")
         # An optimum with a collapsed population scale is the neck of a hierarchical
         # funnel: its density grows without a matching volume, so it can out-score the
         # optimum of the bulk while holding little posterior mass. Such optima rank after
