@@ -963,9 +963,9 @@ class MapStarter:
         rng = np.random.default_rng(seed)
         results = []
         # an optimisation that leaves the finite region (a saturated mean on a benchmark
-        # gives a log density of -inf) is replaced by one from another start, up to
-        # ``4 * n_starts`` starts in all
-        for _ in range(4 * n_starts):
+        # gives a log density of -inf) is replaced by one from another start
+        max_starts = 4 * n_starts
+        for _ in range(max_starts):
             if len(results) == n_starts:
                 break
             x0 = self._base + rng.uniform(-1, 1, self._base.shape)
@@ -977,7 +977,7 @@ class MapStarter:
             if np.isfinite(res.fun):
                 results.append(res)
         if not results:
-            raise DataError(f"no MAP optimisation of {4 * n_starts} reached a finite log "
+            raise DataError(f"no MAP optimisation of {max_starts} reached a finite log "
                             "posterior")
         # An optimum with a collapsed population scale is the neck of a hierarchical
         # funnel: its density grows without a matching volume, so it can out-score the
