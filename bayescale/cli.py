@@ -4,22 +4,27 @@ Subcommands: fit, predict, optimal, report, compare-families, datasets, specs.
 
 User errors (bad data, bad spec, bad run directory) print one line
 ``bayescale: error: ...`` on stderr and exit with status 1, without a traceback, and
-leave no partial output. Ctrl-C and SIGTERM exit with status 130/143 and also leave
-no partial output.
+leave no partial output. Ctrl-C and SIGTERM exit with status 130 and also leave no
+partial output, within :data:`bayescale.interrupts.GRACE_SECONDS` at most.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import warnings
 from pathlib import Path
 
-from bayescale.errors import RECEIVED_SIGNALS, BayescaleError, ConvergenceWarning
+from bayescale.errors import BayescaleError, ConvergenceWarning
+from bayescale.interrupts import (
+    EXIT_INTERRUPTED,
+    INTERRUPTED_MESSAGE,
+    RECEIVED_SIGNALS,
+    exit_interrupted,
+    install_handlers,
+)
 
 EXIT_USER_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 
 def _float(text: str) -> float:
@@ -379,11 +384,6 @@ COMMANDS = {
 }
 
 
-def _raise_interrupt(signum, _frame):
-    RECEIVED_SIGNALS.append(signum)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _unraisable(unraisable) -> None:
     # the KeyboardInterrupt of a signal that arrived inside a C callback cannot propagate;
     # it is recorded in RECEIVED_SIGNALS and acted on later, so no traceback is printed
@@ -396,8 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    install_handlers()
     sys.unraisablehook = _unraisable
     warnings.simplefilter("always", ConvergenceWarning)
     warnings.showwarning = _show_warning
@@ -407,13 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bayescale: error: {exc}", file=sys.stderr)
         return 3 if type(exc).__name__ == "ConvergenceError" else EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("bayescale: interrupted; nothing was written", file=sys.stderr)
+        print(INTERRUPTED_MESSAGE, file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:
         # a signal that arrives inside a library (e.g. numba compiling a kernel) can come
         # out wrapped in that library's own exception; it is still an interruption
         if RECEIVED_SIGNALS:
-            print("bayescale: interrupted; nothing was written", file=sys.stderr)
+            print(INTERRUPTED_MESSAGE, file=sys.stderr)
             return EXIT_INTERRUPTED
         raise
 
@@ -426,5 +425,18 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
               file=sys.stderr, end="")
 
 
+def entry_point() -> None:
+    """Console-script entry: run :func:`main` and exit with its status.
+
+    An interrupted command exits at once (:func:`bayescale.interrupts.exit_interrupted`):
+    its outputs are cleaned up by then, and the interpreter's shutdown could wait on a
+    sampler's threads.
+    """
+    status = main()
+    if RECEIVED_SIGNALS:
+        exit_interrupted(announce=False)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

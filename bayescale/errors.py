@@ -79,16 +79,3 @@ class ConvergenceError(BayescaleError):
 
 class ConvergenceWarning(UserWarning):
     """A fit failed one of its convergence diagnostics (r-hat, ESS, divergences, BFMI)."""
-
-
-#: Signals received by the CLI (SIGINT, SIGTERM). A signal handler's KeyboardInterrupt
-#: can be swallowed when the signal arrives inside a library callback (llvmlite's object
-#: cache during numba compilation prints "Exception ignored" and carries on); long-running
-#: loops and the final rename of a run directory check this list as well.
-RECEIVED_SIGNALS: list[int] = []
-
-
-def raise_if_interrupted() -> None:
-    """Raise KeyboardInterrupt if the CLI has received SIGINT or SIGTERM."""
-    if RECEIVED_SIGNALS:
-        raise KeyboardInterrupt(f"signal {RECEIVED_SIGNALS[0]}")

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.errors import RunDirError, SpecError, raise_if_interrupted
+from bayescale.errors import RunDirError, SpecError
+from bayescale.interrupts import COMMIT_LOCK, pending_path, raise_if_interrupted
 from bayescale.sample import Diagnostics
 from bayescale.spec import ModelSpec, parse_spec
 
@@ -304,9 +305,11 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        raise_if_interrupted()
-        os.replace(tmp_path, path)
+        with pending_path(tmp_path):
+            yield tmp_path
+            with COMMIT_LOCK:
+                raise_if_interrupted()
+                os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -331,15 +334,17 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise RunDirError(f"{path}: exists and is not a directory")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
-        raise_if_interrupted()
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        with pending_path(tmp):
+            yield tmp
+            with COMMIT_LOCK:
+                raise_if_interrupted()
+                if path.exists():
+                    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                    os.replace(path, old)
+                    os.replace(tmp, path)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

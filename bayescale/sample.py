@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale.errors import BayescaleError, ConvergenceWarning, raise_if_interrupted
+from bayescale.errors import BayescaleError, ConvergenceWarning
+from bayescale.interrupts import raise_if_interrupted
 
 if TYPE_CHECKING:
     import pymc as pm
