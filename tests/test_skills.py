@@ -279,6 +279,8 @@ def test_small_fit_recovers_and_predicts(skills_posterior):
     post = skills_posterior
     # a tiny data set (6 families): sigma_family mixes slowly; this checks the pipeline
     assert post.diagnostics.max_r_hat < 1.2
+    # the pilot that chose the start is recorded: one mean log density per chain
+    assert len(post.diagnostics.pilot_logp) == 2 and post.diagnostics.pilot_logp_sd > 0
     lam = post.posterior["loadings"].sel(benchmark="ARC", skill="skill1").values
     assert 0.3 < np.median(lam) < 1.5  # truth 0.8
     rows = pd.DataFrame({

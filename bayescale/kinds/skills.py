@@ -749,19 +749,10 @@ class SkillsKind:
         return map_start(model, n_starts=4, maxiter=1000,
                          seed=int(spec.sampler.get("seed", 0)))
 
-    def start_function(self, spec: ModelSpec, model: pm.Model):
-        """``start(compiled, chains=, seed=)`` for nutpie: the pilot of ``MapStarter``."""
-        starter = MapStarter(model)
-
-        def start(compiled, *, chains: int, seed: int) -> np.ndarray:
-            flat = starter.pilot(compiled, chains=chains, seed=seed,
-                                 target_accept=float(spec.sampler["target_accept"]),
-                                 adaptation=str(spec.sampler["adaptation"]))
-            start.pilot_logp = starter.pilot_logp
-            start.pilot_logp_sd = starter.pilot_logp_sd
-            return flat
-
-        return start
+    def start_function(self, spec: ModelSpec, model: pm.Model) -> PilotStart:
+        """Start function of a nutpie fit of ``model``: the pilot of a ``MapStarter``."""
+        return PilotStart(MapStarter(model), target_accept=float(spec.sampler["target_accept"]),
+                          adaptation=str(spec.sampler["adaptation"]))
 
     # ------------------------------------------------------------------ predict
     def predict(self, posterior, rows: pd.DataFrame, *, seed: int) -> xr.Dataset:
@@ -1100,3 +1091,33 @@ def map_start(model: pm.Model, *, n_starts: int = 4, seed: int = 0, maxiter: int
 
 
 KIND = SkillsKind()
+
+
+@dataclass
+class PilotStart:
+    """Start function ``start(compiled, chains=, seed=)`` of a nutpie run: a pilot.
+
+    Calling it runs :meth:`MapStarter.pilot` with the fit's sampler settings and returns
+    the flat start; afterwards ``pilot_logp`` and ``pilot_logp_sd`` report the pilot's
+    chains (recorded in the fit's diagnostics).
+    """
+
+    starter: MapStarter
+    target_accept: float
+    adaptation: str
+
+    def __call__(self, compiled, *, chains: int, seed: int) -> np.ndarray:
+        """Run the pilot on ``compiled`` and return the flat start of the main run."""
+        return self.starter.pilot(compiled, chains=chains, seed=seed,
+                                  target_accept=self.target_accept,
+                                  adaptation=self.adaptation)
+
+    @property
+    def pilot_logp(self) -> list[float]:
+        """Mean log density of each pilot chain (empty before the pilot ran)."""
+        return self.starter.pilot_logp
+
+    @property
+    def pilot_logp_sd(self) -> float:
+        """Typical within-chain sd of the pilot chains' log densities."""
+        return self.starter.pilot_logp_sd
