@@ -324,6 +324,11 @@ def _cmd_backtest(args) -> int:
           f"pp, CRPS {m['crps']:.4f}, 90% width {m['mean_interval_width_90_pp']:.1f} pp")
     print("coverage " + ", ".join(f"{k}: {v:.2f}/{covr[k]:.2f}" for k, v in cov.items())
           + " (continuous/rounded draws)")
+    expected = m.get("coverage_rounded_expected") or {}
+    if expected:
+        print("a calibrated model expects rounded coverage "
+              + ", ".join(f"{k}: {v:.2f}" for k, v in expected.items())
+              + " (interval edges included)")
     print(f"worst fold r-hat {m['max_r_hat']:.3f}, min ESS {m['min_ess_bulk']:.0f}, "
           f"{m['divergences']} divergences")
     print(f"wrote {args.out}/: predictions.csv, metrics.json")

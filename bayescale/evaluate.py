@@ -34,8 +34,10 @@ point estimate. ``coverage`` is the
 fraction of held-out cells inside the central posterior-predictive interval of each
 nominal level computed from the continuous draws; ``coverage_rounded`` computes the
 intervals from draws rounded to 0.01 like the stored scores (a cell on the interval's
-edge counts as inside). ``crps`` is the sample CRPS of the predictive draws (accuracy
-scale, averaged over cells).
+edge counts as inside); because the edges are included, a calibrated model covers more
+than the nominal level there, and ``coverage_rounded_expected`` is that expected fraction
+(the predictive mass of each closed interval, averaged over cells). ``crps`` is the
+sample CRPS of the predictive draws (accuracy scale, averaged over cells).
 """
 
 from __future__ import annotations
@@ -376,6 +378,9 @@ def prediction_table(des, cells: np.ndarray, mu: np.ndarray, y: np.ndarray,
         rl, rh = np.quantile(yr, [lo, hi], axis=0, method="inverted_cdf")
         obs_r = np.round(out["observed"].to_numpy(), 2)
         out[f"inside_rounded_{level:g}"] = (obs_r >= rl - 1e-9) & (obs_r <= rh + 1e-9)
+        # what a calibrated model expects of that count: its own predictive mass on the
+        # closed interval, edge values included (more than the nominal level)
+        out[f"expected_rounded_{level:g}"] = ((yr >= rl - 1e-9) & (yr <= rh + 1e-9)).mean(axis=0)
     out["width_90"] = np.quantile(y, 0.95, axis=0) - np.quantile(y, 0.05, axis=0)
     out["crps"] = crps_samples(y, out["observed"].to_numpy())
     return out
@@ -419,6 +424,9 @@ def metrics(predictions: pd.DataFrame) -> dict[str, Any]:
         "coverage": {f"{lv:g}": float(p[f"inside_{lv:g}"].mean()) for lv in LEVELS},
         "coverage_rounded": {f"{lv:g}": float(p[f"inside_rounded_{lv:g}"].mean())
                              for lv in LEVELS},
+        "coverage_rounded_expected": {
+            f"{lv:g}": float(p[f"expected_rounded_{lv:g}"].mean()) for lv in LEVELS
+            if f"expected_rounded_{lv:g}" in p},
         "mean_interval_width_90_pp": float(p["width_90"].mean() * 100),
         "crps": float(p["crps"].mean()),
         "n_cells": int(len(p)),

@@ -753,6 +753,10 @@ def _backtest_section(s: Section, c: _Context, backtest, backtest_dir) -> None:
     if isinstance(rounded, dict) and len(cov):
         cov["coverage (scores rounded to 0.01)"] = [rounded.get(f"{v:g}", np.nan)
                                                     for v in cov["nominal"]]
+        expected = metrics.get("coverage_rounded_expected") or {}
+        if expected:
+            cov["expected if calibrated (rounded, edges included)"] = [
+                expected.get(f"{v:g}", np.nan) for v in cov["nominal"]]
     s.table(cov, caption="Coverage of central predictive intervals")
     err = predictions["mean"] - predictions["observed"] if "mean" in predictions else None
     by = "benchmark" if "benchmark" in predictions else ("family" if "family" in predictions
