@@ -76,7 +76,9 @@ def test_bad_input_is_one_clear_line_and_nothing_written(case, files, capsys):
 
 @pytest.mark.parametrize("argv", [["fit"], ["predict", "x"], ["optimal", "x"],
                                   ["backtest", "skills", "--data", "x", "--protocol", "bogus",
-                                   "--out", "y"], ["nosuchcommand"]])
+                                   "--out", "y"], ["nosuchcommand"],
+                                  # the two listing commands take no input but arguments
+                                  ["specs", "extra"], ["datasets", "--bogus"]])
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
