@@ -370,13 +370,13 @@ def prediction_table(des, cells: np.ndarray, mu: np.ndarray, y: np.ndarray,
     for q, v in zip(QUANTILES, qs, strict=True):
         out[f"q{q:g}"] = v
     out["mu_mean"] = mu.mean(axis=0)
+    yr = np.round(y, 2)
+    obs_r = np.round(out["observed"].to_numpy(), 2)
     for level in LEVELS:
         lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
         ql, qh = np.quantile(y, [lo, hi], axis=0)
         out[f"inside_{level:g}"] = (out["observed"] >= ql) & (out["observed"] <= qh)
-        yr = np.round(y, 2)
         rl, rh = np.quantile(yr, [lo, hi], axis=0, method="inverted_cdf")
-        obs_r = np.round(out["observed"].to_numpy(), 2)
         out[f"inside_rounded_{level:g}"] = (obs_r >= rl - 1e-9) & (obs_r <= rh + 1e-9)
         # what a calibrated model expects of that count: its own predictive mass on the
         # closed interval, edge values included (more than the nominal level)

@@ -47,7 +47,6 @@ RECEIVED_SIGNALS: list[int] = []
 COMMIT_LOCK = threading.RLock()
 
 _PENDING: set[Path] = set()
-_WATCHDOG: dict[str, threading.Timer] = {}
 
 
 def raise_if_interrupted() -> None:
@@ -87,11 +86,9 @@ def install_handlers(grace_seconds: float = GRACE_SECONDS) -> None:
         RECEIVED_SIGNALS.append(signum)
         if len(RECEIVED_SIGNALS) > 1:
             force_exit()
-        if "timer" not in _WATCHDOG:
-            timer = threading.Timer(grace_seconds, force_exit)
-            timer.daemon = True
-            _WATCHDOG["timer"] = timer
-            timer.start()
+        watchdog = threading.Timer(grace_seconds, force_exit)
+        watchdog.daemon = True
+        watchdog.start()
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
