@@ -38,7 +38,13 @@ PRIOR_DISTRIBUTIONS: dict[str, set[str]] = {
     "TruncatedNormal": {"mu", "sigma", "lower", "upper"},
     "Uniform": {"lower", "upper"},
     "Beta": {"alpha", "beta"},
+    # correlation matrices (their Cholesky factor): only for the correlation of a skills
+    # model's family intercepts (prior ``family_correlation``)
+    "LKJCorr": {"eta"},
 }
+
+#: Distributions over matrices rather than scalars: only the priors named here take them.
+MATRIX_DISTRIBUTIONS = {"LKJCorr": {"family_correlation"}}
 
 #: Distributions whose support is the positive reals (usable for scales and
 #: for parameters pooled on the log scale).
@@ -254,7 +260,7 @@ def parse_prior(value: Any, *, where: str) -> Prior:
     for key, val in params.items():
         if isinstance(val, bool) or not isinstance(val, int | float):
             raise SpecError(f"{where}: parameter '{key}' must be a number, got {val!r}")
-    positive_params = {"sigma", "beta", "alpha", "lam", "nu"}
+    positive_params = {"sigma", "beta", "alpha", "lam", "nu", "eta"}
     for key in positive_params & set(params):
         if key == "beta" and dist not in {"Gamma", "HalfCauchy", "Beta"}:
             continue
@@ -279,6 +285,11 @@ def parse_spec(raw: dict[str, Any], *, source: str = "", path: str = "<dict>") -
     if not isinstance(priors_raw, dict):
         raise SpecError(f"{path}: [priors] must be a table")
     priors = {k: parse_prior(v, where=f"{path}: prior '{k}'") for k, v in priors_raw.items()}
+    for k, prior in priors.items():
+        if prior.dist in MATRIX_DISTRIBUTIONS and k not in MATRIX_DISTRIBUTIONS[prior.dist]:
+            raise SpecError(f"{path}: prior '{k}': {prior.dist} is a distribution of "
+                            "correlation matrices; only prior(s) "
+                            f"{', '.join(sorted(MATRIX_DISTRIBUTIONS[prior.dist]))} take it")
 
     sampler = dict(_SAMPLER_DEFAULTS)
     sampler_raw = raw.get("sampler", {})

@@ -69,6 +69,53 @@ def test_bad_specs_are_rejected(override, message):
         load_spec("skills").with_overrides(**override)
 
 
+def test_family_correlation_prior_must_be_lkj_and_lkj_only_there():
+    from bayescale.spec import parse_spec
+
+    raw = dict(load_spec("skills").raw)
+    raw["priors"] = dict(raw["priors"], family_correlation={"dist": "HalfNormal", "sigma": 1})
+    with pytest.raises(SpecError, match="'family_correlation' must be an LKJCorr"):
+        parse_spec(raw)
+    raw["priors"] = dict(load_spec("skills").raw["priors"], B={"dist": "LKJCorr", "eta": 2})
+    with pytest.raises(SpecError, match="prior 'B': LKJCorr is a distribution of correlation"):
+        parse_spec(raw)
+    # d = 1 has no correlation to model: the switch is ignored, the prior not required
+    one = load_spec("skills").with_overrides(skills={"d": 1})
+    assert "family_correlation" not in skills.required_priors(one)
+
+
+def test_unseen_family_draws_correlated_intercepts():
+    """A new family's intercepts are drawn with covariance diag(sigma) R diag(sigma)."""
+    import pymc as pm
+    import xarray as xr
+
+    table = simulated_table()
+    spec = small_spec(family_slope=False)
+    des = skills.make_design(spec, table)
+    model = skills.KIND.build(spec, table)
+    n = 4000
+    with model:
+        prior = pm.sample_prior_predictive(draws=n, random_seed=0).prior
+    sigma, r = np.array([0.5, 1.5]), 0.8
+    post = xr.Dataset({
+        name: prior[name] for name in ("B", "a_family", "loadings", "intercept", "phi",
+                                       "sub_offset", "tau_sub", "delta")})
+    post["B"] = post["B"] * 0.0
+    post["sigma_family"] = (("chain", "draw", "skill"), np.broadcast_to(sigma, (1, n, 2)))
+    post["family_corr"] = (("chain", "draw", "skill", "skill_other"),
+                           np.broadcast_to([[1.0, r], [r, 1.0]], (1, n, 2, 2)))
+    rows = pd.DataFrame({"model": ["new-7b", "new-7b"], "family": ["new", "new"],
+                         "params": [7e9, 7e9], "tokens": [2e12, 2e12],
+                         "benchmark": ["MMLU", "GSM8K"]})
+    mu = skills.predict_mean(spec, des, post, rows, seed=3).reshape(n, 2)
+    chance = np.array([CHANCE["MMLU"], CHANCE["GSM8K"]])
+    above = (mu - chance) / (1 - chance)
+    intercepts = post["intercept"].sel(benchmark=["MMLU", "GSM8K"]).values.reshape(n, 2)
+    skill = np.log(above / (1 - above)) - intercepts  # the anchors load 1 on their skill
+    assert np.allclose(skill.std(axis=0), sigma, rtol=0.06)
+    assert abs(np.corrcoef(skill.T)[0, 1] - r) < 0.03
+
+
 def test_missing_prior_is_rejected():
     raw = dict(load_spec("skills").raw)
     raw["priors"] = {k: v for k, v in raw["priors"].items() if k != "B"}

@@ -103,9 +103,9 @@ LIKELIHOODS = ("beta", "beta_binomial", "binomial")
 #: skill collapses onto another's.
 DEFAULT_ANCHORS = ("MMLU", "GSM8K", "IFEval", "TruthfulQA", "MATH Lvl 5", "MMLU-PRO",
                    "BBH", "HellaSwag", "ARC", "Winogrande", "GPQA", "MUSR")
-_OPTIONAL_PRIORS = {"tau_sub", "tau_slope", "tau_model", "delta", "phi"}
+_OPTIONAL_PRIORS = {"tau_sub", "tau_slope", "tau_model", "delta", "phi", "family_correlation"}
 _SKILL_KEYS = {"d", "anchors", "family_slope", "model_effect", "subfamily", "instruct",
-               "clip"}
+               "clip", "family_correlation"}
 _ALWAYS_PRIORS = {"B", "loading", "sigma_family", "intercept", "phi"}
 
 
@@ -118,6 +118,9 @@ def _options(spec: ModelSpec) -> dict[str, Any]:
         "model_effect": bool(sk.get("model_effect", True)),
         "subfamily": bool(sk.get("subfamily", True)),
         "instruct": bool(sk.get("instruct", True)),
+        # a correlation needs two skills: with d = 1 the switch has no effect
+        "family_correlation": bool(sk.get("family_correlation", False))
+        and int(sk.get("d", 2)) > 1,
         "clip": float(sk.get("clip", 0.005)),
         "likelihood": spec.likelihood.get("distribution", "beta"),
     }
@@ -137,6 +140,8 @@ def required_priors(spec: ModelSpec) -> set[str]:
         need.add("tau_model")
     if opt["instruct"]:
         need.add("delta")
+    if opt["family_correlation"]:
+        need.add("family_correlation")
     return need
 
 
@@ -485,7 +490,8 @@ class SkillsKind:
                             f"{len(anchors)}")
         if len(set(anchors)) != len(anchors):
             raise SpecError(f"{where}: [skills] anchors contain duplicates")
-        for key in ("family_slope", "model_effect", "subfamily", "instruct"):
+        for key in ("family_slope", "model_effect", "subfamily", "instruct",
+                    "family_correlation"):
             if key in spec.skills and not isinstance(spec.skills[key], bool):
                 raise SpecError(f"{where}: [skills] {key} must be true or false")
         clip = spec.skills.get("clip", 0.005)
@@ -521,6 +527,9 @@ class SkillsKind:
             if pname in need and spec.priors[pname].positive:
                 raise SpecError(f"{where}: prior '{pname}' must have support on the whole "
                                 f"real line (got {spec.priors[pname].describe()})")
+        if "family_correlation" in need and spec.priors["family_correlation"].dist != "LKJCorr":
+            raise SpecError(f"{where}: prior 'family_correlation' must be an LKJCorr "
+                            f"(got {spec.priors['family_correlation'].describe()})")
         unknown = set(spec.requirements) - {"min_models", "min_families"}
         if unknown:
             raise SpecError(f"{where}: unknown [requirements] key(s) "
@@ -578,7 +587,8 @@ class SkillsKind:
     def _coords(self, spec: ModelSpec, des: Design) -> dict[str, list]:
         d = _options(spec)["d"]
         *_, labels = loading_structure(des.benchmarks, des.anchors, d)
-        return {"skill": [f"skill{k + 1}" for k in range(d)], "covariate": list(COVARIATES),
+        skills = [f"skill{k + 1}" for k in range(d)]
+        return {"skill": skills, "skill_other": skills, "covariate": list(COVARIATES),
                 "family": des.families, "subfamily": des.subfamilies,
                 "derived_subfamily": des.derived,
                 "model": list(des.models["model"]), "benchmark": des.benchmarks,
@@ -600,9 +610,26 @@ class SkillsKind:
         # benchmark intercepts alone (no level ridge between a_f and b_j). Centred: a
         # family's several models on several benchmarks pin its intercept, and the
         # non-centred form then couples z_f with sigma_family.
-        # (ZeroSumNormal sums over its last axis, hence the (skill, family) layout)
-        a_t = pm.ZeroSumNormal("a_family_t", sigma=sigma_f[:, None], dims=("skill", "family"))
-        out["a_family"] = pm.Deterministic("a_family", a_t.T, dims=("family", "skill"))
+        if opt["family_correlation"]:
+            # a_f ~ MvNormal(0, diag(sigma) R diag(sigma)), R ~ LKJ: a family efficient
+            # on one skill tends to be efficient on the others, so a family seen on few
+            # benchmarks (or at its chance floor on some) borrows across skills. The
+            # raw draws are centred; a_family is their deviation from the mean over
+            # families (the zero sum). The likelihood depends on the deviations only, so
+            # the mean over families keeps its prior N(0, Sigma / F), independent of
+            # the rest: no ridge with the benchmark intercepts.
+            corr_chol = pri["family_correlation"].create("family_corr_chol", n=d)
+            out["family_corr"] = pm.Deterministic(
+                "family_corr", corr_chol @ corr_chol.T, dims=("skill", "skill_other"))
+            raw = pm.MvNormal("a_family_raw", mu=pt.zeros(d),
+                              chol=sigma_f[:, None] * corr_chol, dims=("family", "skill"))
+            out["a_family"] = pm.Deterministic("a_family", raw - raw.mean(axis=0),
+                                               dims=("family", "skill"))
+        else:
+            # (ZeroSumNormal sums over its last axis, hence the (skill, family) layout)
+            a_t = pm.ZeroSumNormal("a_family_t", sigma=sigma_f[:, None],
+                                   dims=("skill", "family"))
+            out["a_family"] = pm.Deterministic("a_family", a_t.T, dims=("family", "skill"))
         if opt["instruct"]:
             out["delta"] = pri["delta"].create("delta", dims="skill")
         if opt["subfamily"] and spec.hierarchy.get("subgroup", "subfamily") == "subfamily":
@@ -728,6 +755,8 @@ class SkillsKind:
         """Shared slopes, loadings, intercepts, precisions, then population scales."""
         opt = _options(spec)
         names = ["B", "loadings", "intercept", "sigma_family"]
+        if opt["family_correlation"]:
+            names.append("family_corr")
         if opt["likelihood"] != "binomial":
             names.append("phi")
         if opt["instruct"]:
@@ -841,18 +870,27 @@ def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed
 
     def extend(known: np.ndarray, labels: list[str], wanted: pd.Series, scale,
                zero: set[str] = frozenset()):
+        """Append draws for unseen labels: ``scale`` (sample, d) or a Cholesky factor
+        (sample, d, d) of their covariance."""
         new = sorted(set(wanted) - set(labels))
         if new:
             fresh = rng.standard_normal((n_s, len(new), d))
-            if scale is not None:
+            if scale is not None and scale.ndim == 3:
+                fresh = np.einsum("sij,snj->sni", scale, fresh)
+            elif scale is not None:
                 fresh = fresh * scale[:, None, :]
             fresh[:, [k for k, name in enumerate(new) if name in zero], :] = 0.0
             known = np.concatenate([known, fresh], axis=1)
         idx = pd.Categorical(wanted, categories=list(labels) + new).codes
         return known, idx
 
+    family_scale = _stack(post, "sigma_family")
+    if "family_corr" in post:
+        # Cholesky factor of diag(sigma) R diag(sigma), per draw
+        family_scale = (family_scale[:, :, None]
+                        * np.linalg.cholesky(_stack(post, "family_corr")))
     a, fam_idx = extend(_stack(post, "a_family"), des.families, new_models["family"],
-                        _stack(post, "sigma_family"))
+                        family_scale)
     p["a_family"] = a
     sub_idx = np.zeros(len(new_models), dtype=int)
     if "sub_offset" in post:
