@@ -870,8 +870,11 @@ def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed
 
     def extend(known: np.ndarray, labels: list[str], wanted: pd.Series, scale,
                zero: set[str] = frozenset()):
-        """Append draws for unseen labels: ``scale`` (sample, d) or a Cholesky factor
-        (sample, d, d) of their covariance."""
+        """Append draws for unseen labels.
+
+        ``scale`` is (sample, d) sds or a (sample, d, d) Cholesky factor of their
+        covariance.
+        """
         new = sorted(set(wanted) - set(labels))
         if new:
             fresh = rng.standard_normal((n_s, len(new), d))
