@@ -9,10 +9,14 @@ For model ``i`` of family ``f(i)`` and sub-family ``s(i)`` the d-vector of skill
   parameters, D in trillions of tokens before the product, as in Sloth; each column
   then centred and scaled by the fit table's mean and sd);
 * ``B`` (3 x d) is shared by every family (the shared exponents);
-* ``a_f ~ N(0, sigma_family)`` with ``sum_f a_f = 0`` per skill (ZeroSumNormal):
-  family intercepts (efficiencies), partially pooled with a learned scale per skill;
-  centred, because every family has several scores that pin its intercept; the
-  zero sum leaves the overall level of a skill to the benchmark intercepts;
+* ``a_f``: family intercepts (efficiencies), partially pooled with a learned scale per
+  skill and, with ``skills.family_correlation``, a learned correlation across skills:
+  ``a_f = r_f - mean_g r_g`` with ``r_f ~ MvNormal(0, diag(sigma) R diag(sigma))``,
+  ``R ~ LKJ``, so a family seen at one size or at its chance floor on an anchor borrows
+  across skills (without the switch: ``a_f ~ N(0, sigma_family)`` per skill,
+  ZeroSumNormal). Centred, because every family has several scores that pin its
+  intercept; the zero sum leaves the overall level of a skill to the benchmark
+  intercepts;
 * ``o_s ~ N(0, tau_sub)``: sub-family offsets nested under their family (a chat or
   instruct lineage borrows its base family's efficiency); each family's base lineage
   (:func:`base_subfamilies`) has ``o_s = 0``, so ``a_f`` is the base lineage's
@@ -28,7 +32,8 @@ For model ``i`` of family ``f(i)`` and sub-family ``s(i)`` the d-vector of skill
   one model are correlated across benchmarks, as they are in the data);
 * ``delta``: shift of instruction-tuned models.
 
-An unseen family draws ``a ~ N(0, sigma_family)`` and ``u ~ N(0, 1)``: the
+An unseen family draws ``a ~ N(0, diag(sigma) R diag(sigma))`` (``R = I`` without the
+correlation) and ``u ~ N(0, 1)``: the
 marginal of one element of the zero-sum vectors is narrower by ``sqrt(1 - 1/F)``
 (F families), a difference of 1-2% here that is ignored.
 
@@ -589,7 +594,8 @@ class SkillsKind:
         *_, labels = loading_structure(des.benchmarks, des.anchors, d)
         skills = [f"skill{k + 1}" for k in range(d)]
         return {"skill": skills, "skill_other": skills, "covariate": list(COVARIATES),
-                "family": des.families, "subfamily": des.subfamilies,
+                "family": des.families, "family_free": list(range(len(des.families) - 1)),
+                "subfamily": des.subfamilies,
                 "derived_subfamily": des.derived,
                 "model": list(des.models["model"]), "benchmark": des.benchmarks,
                 "loading_free": labels, "cell": list(range(des.n_cells))}
@@ -611,20 +617,28 @@ class SkillsKind:
         # family's several models on several benchmarks pin its intercept, and the
         # non-centred form then couples z_f with sigma_family.
         if opt["family_correlation"]:
-            # a_f ~ MvNormal(0, diag(sigma) R diag(sigma)), R ~ LKJ: a family efficient
-            # on one skill tends to be efficient on the others, so a family seen on few
-            # benchmarks (or at its chance floor on some) borrows across skills. The
-            # raw draws are centred; a_family is their deviation from the mean over
-            # families (the zero sum). The likelihood depends on the deviations only, so
-            # the mean over families keeps its prior N(0, Sigma / F), independent of
-            # the rest: no ridge with the benchmark intercepts.
+            # a_f ~ MvNormal(0, Sigma), Sigma = diag(sigma) R diag(sigma), R ~ LKJ: a
+            # family efficient on one skill tends to be efficient on the others, so a
+            # family seen on few benchmarks (or at its chance floor on some) borrows
+            # across skills. Zero sum over families exactly as ZeroSumNormal does it:
+            # F - 1 centred rows r ~ MvNormal(0, Sigma), mapped into the zero-sum
+            # subspace by PyMC's ZeroSumTransform embedding U (an isometry, close to the
+            # identity), so vec(a) ~ N(0, Sigma x (I - 11'/F)): the iid-rows law
+            # conditioned on summing to zero, with no direction the data leave free.
+            # (Sampling r for all F rows and subtracting their mean leaves that mean
+            # to its prior, a direction correlated with every family that slowed NUTS
+            # by half on the full fit.)
+            from pymc.distributions.transforms import ZeroSumTransform
+
             corr_chol = pri["family_correlation"].create("family_corr_chol", n=d)
             out["family_corr"] = pm.Deterministic(
                 "family_corr", corr_chol @ corr_chol.T, dims=("skill", "skill_other"))
-            raw = pm.MvNormal("a_family_raw", mu=pt.zeros(d),
-                              chol=sigma_f[:, None] * corr_chol, dims=("family", "skill"))
-            out["a_family"] = pm.Deterministic("a_family", raw - raw.mean(axis=0),
-                                               dims=("family", "skill"))
+            free = pm.MvNormal("a_family_free", mu=pt.zeros(d),
+                               chol=sigma_f[:, None] * corr_chol,
+                               dims=("family_free", "skill"))
+            out["a_family"] = pm.Deterministic(
+                "a_family", ZeroSumTransform.extend_axis(free, axis=0),
+                dims=("family", "skill"))
         else:
             # (ZeroSumNormal sums over its last axis, hence the (skill, family) layout)
             a_t = pm.ZeroSumNormal("a_family_t", sigma=sigma_f[:, None],
