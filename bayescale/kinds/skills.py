@@ -11,12 +11,12 @@ For model ``i`` of family ``f(i)`` and sub-family ``s(i)`` the d-vector of skill
 * ``B`` (3 x d) is shared by every family (the shared exponents);
 * ``a_f``: family intercepts (efficiencies), partially pooled with a learned scale per
   skill and, with ``skills.family_correlation``, a learned correlation across skills:
-  ``a_f = r_f - mean_g r_g`` with ``r_f ~ MvNormal(0, diag(sigma) R diag(sigma))``,
-  ``R ~ LKJ``, so a family seen at one size or at its chance floor on an anchor borrows
-  across skills (without the switch: ``a_f ~ N(0, sigma_family)`` per skill,
-  ZeroSumNormal). Centred, because every family has several scores that pin its
-  intercept; the zero sum leaves the overall level of a skill to the benchmark
-  intercepts;
+  rows ``a_f ~ MvNormal(0, diag(sigma) R diag(sigma))``, ``R ~ LKJ``, conditioned on
+  ``sum_f a_f = 0`` (F - 1 free rows embedded in the zero-sum subspace), so a family
+  seen at one size or at its chance floor on an anchor borrows across skills (without
+  the switch: ``a_f ~ N(0, sigma_family)`` per skill, ZeroSumNormal). Centred, because
+  every family has several scores that pin its intercept; the zero sum leaves the
+  overall level of a skill to the benchmark intercepts;
 * ``o_s ~ N(0, tau_sub)``: sub-family offsets nested under their family (a chat or
   instruct lineage borrows its base family's efficiency); each family's base lineage
   (:func:`base_subfamilies`) has ``o_s = 0``, so ``a_f`` is the base lineage's
@@ -116,16 +116,16 @@ _ALWAYS_PRIORS = {"B", "loading", "sigma_family", "intercept", "phi"}
 
 def _options(spec: ModelSpec) -> dict[str, Any]:
     sk = spec.skills
+    d = int(sk.get("d", 2))
     return {
-        "d": int(sk.get("d", 2)),
+        "d": d,
         "anchors": list(sk.get("anchors", DEFAULT_ANCHORS)),
         "family_slope": bool(sk.get("family_slope", True)),
         "model_effect": bool(sk.get("model_effect", True)),
         "subfamily": bool(sk.get("subfamily", True)),
         "instruct": bool(sk.get("instruct", True)),
         # a correlation needs two skills: with d = 1 the switch has no effect
-        "family_correlation": bool(sk.get("family_correlation", False))
-        and int(sk.get("d", 2)) > 1,
+        "family_correlation": bool(sk.get("family_correlation", False)) and d > 1,
         "clip": float(sk.get("clip", 0.005)),
         "likelihood": spec.likelihood.get("distribution", "beta"),
     }
