@@ -398,8 +398,8 @@ def in_sample_predictive(posterior, *, seed: int | None = None, max_draws: int =
         p = posterior_parameters(post)
         theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
                                         des.models["instruct"].to_numpy(float), np)
-        mu = skills.cell_mean(theta, _stacked(post["loadings"]), _stacked(post["intercept"]),
-                              des.chance, des.cell_model, des.cell_bench, np)
+        mu = skills.posterior_cell_mean(post, theta, des.chance, des.cell_model,
+                                        des.cell_bench)
         rng = np.random.default_rng(seed)
         y = skills.draw_scores(posterior.spec, post, mu, des.cell_bench, rng)
         return des.y, y

@@ -1,8 +1,9 @@
 """Wall time and peak memory of the Sloth v1 leave-family-out backtest (n = 1, 19 folds).
 
 Usage: ``.venv/bin/python benchmarks/backtest_v1.py [--experiment v1] [--keep-smallest 1]
-[--draws 300] [--out DIR]``. Acceptance of issue 3: the whole v1 n = 1 backtest in under
-15 minutes on 2 cores, including compilation. Needs ``../shared/data/sloth``.
+[--draws 300] [--variant d=3 --variant d=4 ...] [--out DIR]``. Acceptance of issue 3:
+the whole v1 n = 1 backtest in under 15 minutes on 2 cores, including compilation.
+Needs ``../shared/data/sloth``.
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--spec", default="skills")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--variant", action="append", default=[],
+                        help="a [skills] variant to choose from by PSIS-LOO (repeatable)")
     args = parser.parse_args()
 
-    from bayescale.evaluate import backtest
+    from bayescale.evaluate import backtest, parse_variant
 
     start = time.perf_counter()
     m = backtest(args.spec, "open-llm-leaderboard", protocol="leave-family-out",
                  groups=str(GROUPS), experiment=args.experiment,
                  keep_smallest=args.keep_smallest, draws=args.draws, tune=args.tune,
-                 chains=args.chains, seed=0, out=args.out, progress=True)
+                 chains=args.chains, seed=0, out=args.out, progress=True,
+                 variants=[parse_variant(v) for v in args.variant])
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     keys = ("mae_pp", "mae_pp_cells", "rmse_pp", "coverage", "coverage_rounded",
             "mean_interval_width_90_pp", "crps", "n_folds", "n_models", "n_cells",
             "max_r_hat", "min_ess_bulk", "divergences", "compile_seconds")
     print(json.dumps({k: m[k] for k in keys}, indent=1))
+    if m["selection"]:
+        print("variant chosen by PSIS-LOO on the training data:", m["selection"][0]["variant"])
     print(f"wall time {wall:.1f} s (target < 900 s for v1 n=1), peak memory {peak:.0f} MB")
 
 

@@ -8,6 +8,7 @@ their central 90% posterior intervals (nominal 0.90), overall and per parameter 
 refits' convergence.
 
 Run: .venv/bin/python benchmarks/recovery_skills.py [--simulations 10] [--design v2]
+[--variant d=4,ceiling=true]
 """
 
 import argparse
@@ -18,7 +19,7 @@ import numpy as np
 
 from bayescale import datasets
 from bayescale.errors import ConvergenceWarning
-from bayescale.evaluate import complete_cases
+from bayescale.evaluate import complete_cases, parse_variant
 from bayescale.simulate import parameter_recovery, simulate
 from bayescale.spec import load_spec
 
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=100)
+    parser.add_argument("--variant", default=None,
+                        help="[skills] overrides of the spec, e.g. d=4,ceiling=true")
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     table = datasets.load("open-llm-leaderboard").table
@@ -45,6 +48,8 @@ def main() -> None:
     spec = load_spec("skills")
     if args.d is not None:
         spec = spec.with_overrides(skills={"d": args.d})
+    if args.variant:
+        spec = spec.with_overrides(skills=parse_variant(args.variant))
     t0 = time.perf_counter()
     result = parameter_recovery(spec, table, n_simulations=args.simulations, seed=args.seed,
                                 draws=args.draws, tune=args.tune, chains=args.chains,
@@ -52,7 +57,7 @@ def main() -> None:
     group = result["parameter"].str.replace(r"\[.*\]", "", regex=True)
     per_group = result.groupby(group)["inside"].agg(["mean", "size"])
     per_sim = result.groupby("simulation")[["max_r_hat", "divergences"]].first()
-    print(f"skills d={spec.skills['d']} on the {args.design} design "
+    print(f"skills {dict(spec.skills)} on the {args.design} design "
           f"({table['model'].nunique()} models, {table['score'].notna().sum()} cells): "
           f"{args.simulations} simulations, {len(result)} parameter checks, fraction inside "
           f"90% intervals {result['inside'].mean():.3f} (nominal 0.90); "

@@ -147,31 +147,57 @@ def test_design_counts_observed_cells_and_standardises():
     assert len(des.subfamilies) == 12
 
 
-def test_numpy_and_pytensor_means_agree():
+@pytest.mark.parametrize("ceiling", [False, True])
+def test_numpy_and_pytensor_means_agree(ceiling):
     table = simulated_table()
-    spec = small_spec(family_slope=True)
+    spec = small_spec(family_slope=True, ceiling=ceiling)
     model = skills.KIND.build(spec, table)
     des = skills.make_design(spec, table)
     rng = np.random.default_rng(3)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
-    outs = model.replace_rvs_by_values([
-        model["loadings"], model["B"], model["a_family"], model["sub_offset"],
-        model["slope_offset"], model["delta"], model["intercept"]])
+    names = ["loadings", "B", "a_family", "sub_offset", "slope_offset", "delta", "intercept"]
+    if ceiling:
+        names.append("ceiling")
+    outs = model.replace_rvs_by_values([model[name] for name in names])
     cell_loglik = model.logp(vars=[model["score"]], sum=False)[0]
     f = model.compile_fn([cell_loglik, *outs], inputs=model.value_vars,
                          on_unused_input="ignore")
-    loglik, lam, B, a, sub, slope, delta, b = f(point)
+    loglik, lam, B, a, sub, slope, delta, b, *rest = f(point)
     phi = np.exp(point["phi_log__"])[des.cell_bench]
     p = {"B": B[None], "a_family": a[None], "sub_offset": sub[None],
          "slope_offset": slope[None], "delta": delta[None]}
     theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
                                     des.models["instruct"].to_numpy(float), np)
+    top = rest[0][None] if ceiling else None
     mu = skills.cell_mean(theta, lam[None], b[None], des.chance, des.cell_model,
-                          des.cell_bench, np)[0]
+                          des.cell_bench, np, ceiling=top)[0]
     # the fit model's per-cell log likelihood is the censored Beta at these means
     expected = skills.censored_beta_logp(des.y, mu, phi, 0.005)
     assert np.allclose(loglik, expected, rtol=1e-6)
     assert np.all(mu >= des.chance[des.cell_bench])
+    if ceiling:
+        # the ceiling is u = c + (1 - c) f with f in (0, 1), and no mean goes above it
+        frac = 1 / (1 + np.exp(-point["ceiling_frac_logodds__"]))
+        assert np.allclose(rest[0], des.chance + (1 - des.chance) * frac)
+        assert np.all(mu <= rest[0][des.cell_bench]) and np.all(rest[0] < 1)
+
+
+def test_ceiling_prior_must_be_a_beta_and_the_switch_a_bool():
+    from bayescale.spec import parse_spec
+
+    raw = dict(load_spec("skills").raw)
+    raw["skills"] = dict(raw["skills"], ceiling=True)
+    raw["priors"] = dict(raw["priors"], ceiling={"dist": "HalfNormal", "sigma": 1})
+    with pytest.raises(SpecError, match="prior 'ceiling' must be a Beta"):
+        parse_spec(raw)
+    raw["priors"] = {k: v for k, v in raw["priors"].items() if k != "ceiling"}
+    with pytest.raises(SpecError, match="lacks ceiling"):
+        parse_spec(raw)
+    with pytest.raises(SpecError, match="ceiling must be true or false"):
+        load_spec("skills").with_overrides(skills={"ceiling": 1})
+    on = load_spec("skills").with_overrides(skills={"ceiling": True})
+    assert "ceiling" in skills.required_priors(on)
+    assert "ceiling" in skills.KIND.summary_var_names(on)
 
 
 def test_base_lineage_of_each_family():

@@ -39,9 +39,11 @@ marginal of one element of the zero-sum vectors is narrower by ``sqrt(1 - 1/F)``
 
 Benchmark ``j`` maps skills to accuracy above its chance floor ``c_j``:
 
-    mu_ij = c_j + (1 - c_j) * sigmoid(lambda_j' theta_i + b_j)
+    mu_ij = c_j + (u_j - c_j) * sigmoid(lambda_j' theta_i + b_j)
 
-and a score is ``Beta(mu_ij * phi_j, (1 - mu_ij) * phi_j)`` (per-benchmark precision
+with upper asymptote ``u_j = 1``, or, with ``skills.ceiling``, a learned ceiling
+``u_j = c_j + (1 - c_j) f_j``, ``f_j ~ Beta`` (label noise, ambiguous items and strict
+scoring keep the best models of some benchmarks well below 1). A score is ``Beta(mu_ij * phi_j, (1 - mu_ij) * phi_j)`` (per-benchmark precision
 ``phi_j``), or beta-binomial / binomial on ``round(score * n_items)`` correct answers.
 Scores are stored rounded to 0.01, so a stored 0.00 says only that the score was below
 half a rounding unit: the Beta likelihood is **censored** at ``skills.clip`` (0.005).
@@ -108,9 +110,12 @@ LIKELIHOODS = ("beta", "beta_binomial", "binomial")
 #: skill collapses onto another's.
 DEFAULT_ANCHORS = ("MMLU", "GSM8K", "IFEval", "TruthfulQA", "MATH Lvl 5", "MMLU-PRO",
                    "BBH", "HellaSwag", "ARC", "Winogrande", "GPQA", "MUSR")
-_OPTIONAL_PRIORS = {"tau_sub", "tau_slope", "tau_model", "delta", "phi", "family_correlation"}
+_OPTIONAL_PRIORS = {"tau_sub", "tau_slope", "tau_model", "delta", "phi", "family_correlation",
+                    "ceiling"}
 _SKILL_KEYS = {"d", "anchors", "family_slope", "model_effect", "subfamily", "instruct",
-               "clip", "family_correlation"}
+               "clip", "family_correlation", "ceiling"}
+_SWITCHES = ("family_slope", "model_effect", "subfamily", "instruct", "family_correlation",
+             "ceiling")
 _ALWAYS_PRIORS = {"B", "loading", "sigma_family", "intercept", "phi"}
 
 
@@ -126,6 +131,7 @@ def _options(spec: ModelSpec) -> dict[str, Any]:
         "instruct": bool(sk.get("instruct", True)),
         # a correlation needs two skills: with d = 1 the switch has no effect
         "family_correlation": bool(sk.get("family_correlation", False)) and d > 1,
+        "ceiling": bool(sk.get("ceiling", False)),
         "clip": float(sk.get("clip", 0.005)),
         "likelihood": spec.likelihood.get("distribution", "beta"),
     }
@@ -147,6 +153,8 @@ def required_priors(spec: ModelSpec) -> set[str]:
         need.add("delta")
     if opt["family_correlation"]:
         need.add("family_correlation")
+    if opt["ceiling"]:
+        need.add("ceiling")
     return need
 
 
@@ -366,8 +374,12 @@ def linear_predictor(p: dict[str, Any], x, family_idx, sub_idx, instruct, xp):
     return theta
 
 
-def cell_mean(theta, loadings, intercept, chance, cell_model, cell_bench, xp):
-    """Mean accuracy of each cell: ``c + (1 - c) * sigmoid(lambda' theta + b)``."""
+def cell_mean(theta, loadings, intercept, chance, cell_model, cell_bench, xp, ceiling=None):
+    """Mean accuracy of each cell: ``c + (u - c) * sigmoid(lambda' theta + b)``.
+
+    ``u`` is the benchmark's upper asymptote ``ceiling`` (absolute accuracy, ``(...,
+    n_benchmarks)``), 1 when ``ceiling`` is None.
+    """
     if xp is np:
         th = theta[..., cell_model, :]
         lam = loadings[..., cell_bench, :]
@@ -380,7 +392,19 @@ def cell_mean(theta, loadings, intercept, chance, cell_model, cell_bench, xp):
         flat = np.asarray(cell_model) * n_bench + np.asarray(cell_bench)
         eta = eta_all.ravel()[flat]
     c = chance[cell_bench]
-    return c + (1.0 - c) * sigmoid(eta, xp)
+    top = 1.0 if ceiling is None else ceiling[..., cell_bench]
+    return c + (top - c) * sigmoid(eta, xp)
+
+
+def posterior_cell_mean(post, theta, chance, cell_model, cell_bench):
+    """:func:`cell_mean` with the benchmark parameters of posterior draws ``post`` (NumPy).
+
+    ``theta`` is ``(sample, n_models, d)`` from :func:`linear_predictor`; returns
+    ``(sample, n_cells)``.
+    """
+    ceiling = _stack(post, "ceiling") if "ceiling" in post else None
+    return cell_mean(theta, _stack(post, "loadings"), _stack(post, "intercept"), chance,
+                     cell_model, cell_bench, np, ceiling=ceiling)
 
 
 def beta_logp(y, mu, phi):
@@ -495,8 +519,7 @@ class SkillsKind:
                             f"{len(anchors)}")
         if len(set(anchors)) != len(anchors):
             raise SpecError(f"{where}: [skills] anchors contain duplicates")
-        for key in ("family_slope", "model_effect", "subfamily", "instruct",
-                    "family_correlation"):
+        for key in _SWITCHES:
             if key in spec.skills and not isinstance(spec.skills[key], bool):
                 raise SpecError(f"{where}: [skills] {key} must be true or false")
         clip = spec.skills.get("clip", 0.005)
@@ -532,6 +555,10 @@ class SkillsKind:
             if pname in need and spec.priors[pname].positive:
                 raise SpecError(f"{where}: prior '{pname}' must have support on the whole "
                                 f"real line (got {spec.priors[pname].describe()})")
+        if "ceiling" in need and spec.priors["ceiling"].dist != "Beta":
+            raise SpecError(f"{where}: prior 'ceiling' must be a Beta (the share of the way "
+                            f"from chance to 1 a benchmark can reach; got "
+                            f"{spec.priors['ceiling'].describe()})")
         if "family_correlation" in need and spec.priors["family_correlation"].dist != "LKJCorr":
             raise SpecError(f"{where}: prior 'family_correlation' must be an LKJCorr "
                             f"(got {spec.priors['family_correlation'].describe()})")
@@ -683,6 +710,13 @@ class SkillsKind:
         lam = pt.set_subtensor(lam[anchor_rows, np.arange(d)], 1.0)
         out["loadings"] = pm.Deterministic("loadings", lam, dims=("benchmark", "skill"))
         out["intercept"] = pri["intercept"].create("intercept", dims="benchmark")
+        if opt["ceiling"]:
+            # upper asymptote u_j = c_j + (1 - c_j) f_j: the share f_j of the way from
+            # chance to 1 that the benchmark's best models can reach (label noise,
+            # ambiguous items, scoring that no model satisfies)
+            frac = pri["ceiling"].create("ceiling_frac", dims="benchmark")
+            out["ceiling"] = pm.Deterministic("ceiling", des.chance + (1 - des.chance) * frac,
+                                              dims="benchmark")
         if opt["likelihood"] != "binomial":
             out["phi"] = pri["phi"].create("phi", dims="benchmark")
         return out
@@ -693,7 +727,7 @@ class SkillsKind:
         theta = linear_predictor(p, des.x, des.family_idx, des.sub_idx,
                                  des.models["instruct"].to_numpy(float), pt)
         return cell_mean(theta, p["loadings"], p["intercept"], des.chance, des.cell_model,
-                         des.cell_bench, pt)
+                         des.cell_bench, pt, ceiling=p.get("ceiling"))
 
     def build(self, spec: ModelSpec, table: pd.DataFrame) -> pm.Model:
         """Build the fit model: every observed cell of ``table`` enters the likelihood."""
@@ -769,6 +803,8 @@ class SkillsKind:
         """Shared slopes, loadings, intercepts, precisions, then population scales."""
         opt = _options(spec)
         names = ["B", "loadings", "intercept", "sigma_family"]
+        if opt["ceiling"]:
+            names.insert(3, "ceiling")
         if opt["family_correlation"]:
             names.append("family_corr")
         if opt["likelihood"] != "binomial":
@@ -927,8 +963,7 @@ def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed
     theta = linear_predictor(p, x, fam_idx, sub_idx, new_models["instruct"].to_numpy(float),
                              np)
     model_idx = pd.Categorical(rows["model"].astype(str), categories=new_models["model"]).codes
-    mu = cell_mean(theta, _stack(post, "loadings"), _stack(post, "intercept"), des.chance,
-                   model_idx, bench_idx, np)
+    mu = posterior_cell_mean(post, theta, des.chance, model_idx, bench_idx)
     return mu.reshape(n_chain, n_draw, len(rows))
 
 
