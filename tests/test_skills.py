@@ -22,12 +22,18 @@ def small_spec(**skill_opts):
     return load_spec("skills").with_overrides(skills=opts)
 
 
-def simulated_table(seed=0, n_fam=6, per_fam=4, missing=0.1):
-    """A benchmark table from a known 2-skill law (sizes 0.1B-70B, tokens 0.3T-15T)."""
+def simulated_table(seed=0, n_fam=6, per_fam=4, missing=0.1, ceiling=None, intercepts=None):
+    """A benchmark table from a known 2-skill law (sizes 0.1B-70B, tokens 0.3T-15T).
+
+    ``ceiling`` maps benchmarks to their upper asymptote (1 for the others);
+    ``intercepts`` overrides benchmark intercepts.
+    """
     rng = np.random.default_rng(seed)
     rows = []
     lam = np.array([[1.0, 0.0], [0.0, 1.0], [0.8, 0.3], [0.6, -0.2]])
     b = np.array([0.0, -1.0, 0.3, 0.5])
+    for bench, value in (intercepts or {}).items():
+        b[BENCH.index(bench)] = value
     for f in range(n_fam):
         a = rng.normal(0, 0.7, 2)
         tokens = 10 ** rng.uniform(11.5, 13)
@@ -37,8 +43,8 @@ def simulated_table(seed=0, n_fam=6, per_fam=4, missing=0.1):
             for j, bench in enumerate(BENCH):
                 if rng.uniform() < missing and bench not in ("MMLU", "GSM8K"):
                     continue
-                c = CHANCE[bench]
-                mu = c + (1 - c) / (1 + np.exp(-(lam[j] @ theta + b[j])))
+                c, top = CHANCE[bench], (ceiling or {}).get(bench, 1.0)
+                mu = c + (top - c) / (1 + np.exp(-(lam[j] @ theta + b[j])))
                 score = np.round(rng.beta(mu * 200, (1 - mu) * 200), 2)
                 rows.append({"model": f"fam{f}-{k}", "family": f"fam{f}",
                              "subfamily": f"fam{f}" + ("-chat" if k == per_fam - 1 else ""),
@@ -372,6 +378,29 @@ def test_small_fit_recovers_and_predicts(skills_posterior):
     assert float(width[2]) > 0.5 * float(width[0])
     with pytest.raises(DataError, match="not in the fit"):
         skills.KIND.predict(post, rows.assign(benchmark="BBH"), seed=1)
+
+
+@pytest.mark.slow
+def test_learned_ceiling_is_recovered_from_a_saturating_benchmark():
+    from bayescale.fitting import fit
+
+    # HellaSwag saturates at 0.7 (its best simulated models score ~0.68); the other
+    # benchmarks reach up to 1. Prior: P(ceiling > 0.9) = 0.43 for a 0.25-chance benchmark.
+    table = simulated_table(seed=5, ceiling={"HellaSwag": 0.7}, intercepts={"HellaSwag": 2.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        post = fit(small_spec(ceiling=True), table, draws=300, tune=400, chains=2, seed=3)
+    top = post.posterior["ceiling"].sel(benchmark="HellaSwag")
+    low, median, high = np.quantile(top.values.ravel(), [0.05, 0.5, 0.95])
+    # 20 noisy cells pin a ceiling loosely: inside the 90% interval, and most of the
+    # prior's mass above 0.9 (0.43) is ruled out
+    assert low < 0.7 < high and median < 0.8 and np.mean(top.values > 0.9) < 0.1
+    assert post.summary()["name"].str.startswith("ceiling[").sum() == len(BENCH)
+    # a prediction for a much larger model stays under its ceiling draw by draw
+    rows = pd.DataFrame({"model": ["fam0-huge"], "family": ["fam0"], "params": [4e11],
+                         "tokens": [1e13], "benchmark": ["HellaSwag"]})
+    mu = skills.KIND.predict(post, rows, seed=0)["mu"].values.ravel()
+    assert np.all(mu <= top.values.ravel() + 1e-12)
 
 
 @pytest.mark.slow

@@ -43,8 +43,9 @@ Benchmark ``j`` maps skills to accuracy above its chance floor ``c_j``:
 
 with upper asymptote ``u_j = 1``, or, with ``skills.ceiling``, a learned ceiling
 ``u_j = c_j + (1 - c_j) f_j``, ``f_j ~ Beta`` (label noise, ambiguous items and strict
-scoring keep the best models of some benchmarks well below 1). A score is ``Beta(mu_ij * phi_j, (1 - mu_ij) * phi_j)`` (per-benchmark precision
-``phi_j``), or beta-binomial / binomial on ``round(score * n_items)`` correct answers.
+scoring keep the best models of some benchmarks well below 1). A score is
+``Beta(mu_ij * phi_j, (1 - mu_ij) * phi_j)`` (per-benchmark precision ``phi_j``), or
+beta-binomial / binomial on ``round(score * n_items)`` correct answers.
 Scores are stored rounded to 0.01, so a stored 0.00 says only that the score was below
 half a rounding unit: the Beta likelihood is **censored** at ``skills.clip`` (0.005).
 A score at or below ``clip`` contributes ``log P(score <= clip)``, one at or above
