@@ -17,7 +17,8 @@ CHANCE = {"MMLU": 0.25, "GSM8K": 0.0, "ARC": 0.25, "HellaSwag": 0.25}
 
 
 def small_spec(**skill_opts):
-    opts = {"d": 2, "model_effect": False}
+    # simulated_table's law is anchored on MMLU (skill 1) and GSM8K (skill 2)
+    opts = {"d": 2, "model_effect": False, "anchors": list(BENCH)}
     opts.update(skill_opts)
     return load_spec("skills").with_overrides(skills=opts)
 
