@@ -447,13 +447,15 @@ def censored_beta_logp_pt(value, mu, phi, bench, clip: float):
     (:func:`_log_beta_cdf_pt`, a quadrature) is evaluated only at the censored cells,
     found from ``value`` inside the graph, so swapping the observed data (simulation
     refits) re-selects them and the cost stays near that of a plain Beta when few cells
-    are censored. ``mu`` lies strictly inside (0, 1) by construction (chance floor and
-    ceiling), so the density needs no parameter checks.
+    are censored. There are no parameter checks: ``mu`` lies between the chance floor and
+    the ceiling and ``phi`` is positive, so ``a`` and ``b`` are positive unless the mean
+    saturates in floating point, where the density is -inf as the checked one would be.
     """
     import pytensor.tensor as pt
 
-    a = mu * phi[bench]
-    b = phi[bench] - a
+    phi_cell = phi[bench]
+    a = mu * phi_cell
+    b = phi_cell - a
     v = pt.clip(value, clip, 1 - clip)
     ll = (pt.gammaln(phi)[bench] - pt.gammaln(a) - pt.gammaln(b)
           + (a - 1.0) * pt.log(v) + (b - 1.0) * pt.log1p(-v))
