@@ -60,11 +60,11 @@ def test_shipped_spec_loads():
     spec = load_spec("skills")
     assert spec.kind == "skills"
     assert get_kind("skills") is skills.KIND
-    assert 1 <= spec.skills["d"] <= 4
+    assert 1 <= spec.skills["d"] <= skills.MAX_SKILLS
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"skills": {"d": 5}}, "d must be an integer from 1 to 4"),
+    ({"skills": {"d": 7}}, "d must be an integer from 1 to 6"),
     ({"skills": {"d": 2, "anchors": ["MMLU"]}}, "at least d = 2 anchors"),
     ({"skills": {"anchors": ["MMLU", "MMLU", "GSM8K", "ARC"]}}, "duplicates"),
     ({"skills": {"colour": 1}}, "unknown \\[skills\\]"),
