@@ -460,3 +460,19 @@ def test_pilot_starts_the_chains_in_the_heavier_of_two_separated_modes():
             reached_both = True
             assert start[0] > 2.0
     assert reached_both
+
+
+def test_six_skills_on_the_leaderboard_take_the_first_six_spec_anchors():
+    from bayescale import datasets
+
+    table = datasets.load("open-llm-leaderboard").table
+    spec = load_spec("skills").with_overrides(skills={"d": skills.MAX_SKILLS})
+    des = skills.make_design(spec, table)
+    assert des.anchors == spec.skills["anchors"][:6]
+    model = skills.KIND.build(spec, table)
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    rows, _, anchor_rows, labels = skills.loading_structure(des.benchmarks, des.anchors, 6)
+    # the 6 other benchmarks load freely on all 6 skills
+    assert len(labels) == len(model.coords["loading_free"]) == len(rows) == 36
+    assert not set(rows) & set(anchor_rows)
+    assert des.benchmarks[anchor_rows[5]] == "GSM8K"
