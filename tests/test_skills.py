@@ -61,6 +61,8 @@ def test_shipped_spec_loads():
     assert spec.kind == "skills"
     assert get_kind("skills") is skills.KIND
     assert 1 <= spec.skills["d"] <= skills.MAX_SKILLS
+    # a spec without its own anchors gets the shipped spec's order
+    assert list(skills.DEFAULT_ANCHORS) == spec.skills["anchors"]
 
 
 @pytest.mark.parametrize("override, message", [
