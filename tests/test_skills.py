@@ -468,7 +468,7 @@ def test_six_skills_on_the_leaderboard_take_the_first_six_spec_anchors():
     from bayescale import datasets
 
     table = datasets.load("open-llm-leaderboard").table
-    spec = load_spec("skills").with_overrides(skills={"d": skills.MAX_SKILLS})
+    spec = load_spec("skills").with_overrides(skills={"d": 6})
     des = skills.make_design(spec, table)
     assert des.anchors == spec.skills["anchors"][:6]
     model = skills.KIND.build(spec, table)
