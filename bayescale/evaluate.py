@@ -267,7 +267,7 @@ class BacktestEngine:
         if flat.size != self.compiled.n_dim:
             raise RuntimeError("start point does not match the compiled model")
         compiled = dataclasses.replace(with_mask,
-                                       initial_point_func=small_jitter(flat, chains, seed))
+                                       initial_point_func=small_jitter(flat, seed))
         tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                              cores=threads, seed=seed,
                              progress_bar=False, target_accept=target_accept,

@@ -240,13 +240,13 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
     if start is not None:
         compiled = nutpie.compile_pymc_model(model)
         compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
-            start(compiled, chains=chains, seed=seed), chains, seed))
+            start(compiled, chains=chains, seed=seed), seed))
     elif initvals:
         # start every chain near the given point (e.g. a MAP estimate): nutpie's default
         # U(-1, 1) jitter on every unconstrained value would throw chains out of it
         compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=set())
         compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
-            compiled.initial_point_func(seed), chains, seed))
+            compiled.initial_point_func(seed), seed))
     else:
         compiled = nutpie.compile_pymc_model(model)
     start = time.perf_counter()
@@ -265,25 +265,28 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
     return tree
 
 
-def small_jitter(point: np.ndarray, chains: int, seed: int, scale: float = 0.05):
-    """Initial-point function for nutpie: chain ``i`` starts at ``point + U(-scale, scale)``.
+def small_jitter(point: np.ndarray, seed: int, scale: float = 0.05):
+    """Initial-point function for nutpie: each chain starts at ``point + U(-scale, scale)``.
+
+    nutpie asks for the chains' starts from its sampling threads, in an order that varies
+    from run to run, and passes each call the chain's own seed. A chain's jitter is drawn
+    from that seed and ``seed``, so the start of every chain, and with it the run, does
+    not depend on which thread asks first.
 
     Parameters
     ----------
     point : ndarray
         Flat start on the unconstrained scale.
-    chains, seed : int
-        Number of chains and the seed of their jitters.
+    seed : int
+        Seed of the jitters (mixed with each chain's seed from nutpie).
     scale : float
         Half-width of the uniform jitter on the unconstrained scale.
     """
-    jitter = np.random.default_rng(seed).uniform(-scale, scale, (chains, point.size))
-    counter = {"i": 0}
+    point = np.asarray(point, float)
 
-    def init(_seed=None):
-        i = counter["i"] % chains
-        counter["i"] += 1
-        return point + jitter[i]
+    def init(chain_seed=None):
+        rng = np.random.default_rng([seed, chain_seed or 0])
+        return point + rng.uniform(-scale, scale, point.size)
 
     return init
 

@@ -127,8 +127,7 @@ class Refitter:
             flat = self.starter.pilot(compiled, chains=self.settings["chains"], seed=seed,
                                       target_accept=self.settings["target_accept"],
                                       adaptation=self.settings["adaptation"])
-            compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
-                flat, self.settings["chains"], seed))
+            compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(flat, seed))
         tree = nutpie.sample(compiled, draws=self.settings["draws"], tune=self.settings["tune"],
                              chains=self.settings["chains"], seed=seed, progress_bar=False,
                              target_accept=self.settings["target_accept"],

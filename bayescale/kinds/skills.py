@@ -1093,14 +1093,31 @@ class MapStarter:
 
         self._objective = objective
 
-    def flat(self, *, seed: int = 0, n_starts: int = 2, maxiter: int = 1000,
+    def flat(self, *, seed: int | list[int] = 0, n_starts: int = 2, maxiter: int = 1000,
              floor_scales: float = 0.05) -> np.ndarray:
         """Best of ``n_starts`` L-BFGS optimisations, flat on the unconstrained scale.
 
         Each optimisation starts from the model's initial point with a U(-1, 1) jitter
         on the unconstrained scale. Population scales (``tau_*``, ``sigma_*``) are
         floored at ``floor_scales`` so that chains do not start in the neck of a funnel.
-        The order is that of ``model.value_vars`` (nutpie's flat order).
+        The order is that of ``model.value_vars`` (nutpie's flat order). ``optima`` and
+        ``collapsed`` report the optimisations.
+        """
+        best, self.optima, self.collapsed = self._best_optimum(
+            seed=seed, n_starts=n_starts, maxiter=maxiter, floor_scales=floor_scales)
+        if len(self.optima) > 1 and max(self.optima) - min(self.optima) > 5:
+            log.info("MAP optimisations reached different optima (log posterior %s): "
+                     "competing local modes; chains start at the best without a collapsed "
+                     "scale", ", ".join(f"{v:.1f}{' (collapsed)' if c else ''}"
+                                        for v, c in zip(self.optima, self.collapsed,
+                                                        strict=True)))
+        return best
+
+    def _best_optimum(self, *, seed: int | list[int], n_starts: int, maxiter: int,
+                      floor_scales: float) -> tuple[np.ndarray, list[float], list[bool]]:
+        """:meth:`flat` without touching the instance: the best point, optima, collapsed.
+
+        Safe to call from several threads at once (nutpie's chain threads).
         """
         from scipy.optimize import minimize
 
@@ -1130,18 +1147,38 @@ class MapStarter:
         scale_slots = self._scale_slots()
         ranked = sorted(((bool(np.any(r.x[scale_slots] < np.log(floor_scales))), r.fun, r)
                          for r in results), key=lambda t: t[:2])
-        results = [r for _, _, r in ranked]
-        self.optima = [-float(r.fun) for r in results]
-        self.collapsed = [collapsed for collapsed, _, _ in ranked]
-        if len(self.optima) > 1 and max(self.optima) - min(self.optima) > 5:
-            log.info("MAP optimisations reached different optima (log posterior %s): "
-                     "competing local modes; chains start at the best without a collapsed "
-                     "scale", ", ".join(f"{v:.1f}{' (collapsed)' if c else ''}"
-                                        for v, c in zip(self.optima, self.collapsed,
-                                                        strict=True)))
-        best = results[0].x.copy()
+        best = ranked[0][2].x.copy()
         best[scale_slots] = np.maximum(best[scale_slots], np.log(floor_scales))
-        return best
+        return (best, [-float(r.fun) for _, _, r in ranked],
+                [collapsed for collapsed, _, _ in ranked])
+
+    def chain_optima(self, seed: int, *, failures: list | None = None,
+                     jitter: float = 0.05) -> Callable[..., np.ndarray]:
+        """Initial-point function for nutpie: each chain starts at its own MAP optimum.
+
+        nutpie asks for the chains' starts from its sampling threads, in an order that
+        varies from run to run, and passes each call the chain's own seed. The
+        optimisation (one L-BFGS run from a jittered initial point) and the
+        ``U(-jitter, jitter)`` added to its optimum are seeded by that seed and ``seed``,
+        so every chain's start, and the run, do not depend on which thread asks first.
+        Call :meth:`use_compiled` first. The errors of failed optimisations
+        (``DataError``) are appended to ``failures``: nutpie reports only that
+        initialisation failed.
+        """
+
+        def init(chain_seed=None) -> np.ndarray:
+            seeds = [seed, chain_seed or 0]
+            try:
+                best, _, _ = self._best_optimum(seed=seeds, n_starts=1, maxiter=1000,
+                                                floor_scales=0.05)
+            except DataError as err:
+                if failures is not None:
+                    failures.append(err)
+                raise
+            return best + np.random.default_rng([*seeds, 1]).uniform(-jitter, jitter,
+                                                                      best.size)
+
+        return init
 
     def pilot(self, compiled, *, chains: int, seed: int, tune: int = 150, draws: int = 50,
               target_accept: float = 0.9, adaptation: str = "diag",
@@ -1184,21 +1221,19 @@ class MapStarter:
         import nutpie
 
         self.use_compiled(compiled)
-        optima = np.stack([self.flat(seed=seed * 7919 + k, n_starts=1) for k in range(chains)])
-        optima += np.random.default_rng(seed).uniform(-0.05, 0.05, optima.shape)
-        counter = {"i": 0}
-
-        def init(_seed=None):
-            i = counter["i"] % chains
-            counter["i"] += 1
-            return optima[i]
-
-        tree = nutpie.sample(dataclasses.replace(compiled, initial_point_func=init),
-                             draws=draws, tune=tune, chains=chains, seed=seed,
-                             cores=cores or min(chains, os.cpu_count() or 1),
-                             progress_bar=False, target_accept=target_accept,
-                             adaptation=adaptation, store_unconstrained=True,
-                             maxdepth=self.pilot_maxdepth)
+        failures: list[DataError] = []
+        init = self.chain_optima(seed, failures=failures)
+        try:
+            tree = nutpie.sample(dataclasses.replace(compiled, initial_point_func=init),
+                                 draws=draws, tune=tune, chains=chains, seed=seed,
+                                 cores=cores or min(chains, os.cpu_count() or 1),
+                                 progress_bar=False, target_accept=target_accept,
+                                 adaptation=adaptation, store_unconstrained=True,
+                                 maxdepth=self.pilot_maxdepth)
+        except RuntimeError:
+            if failures:
+                raise failures[0] from None
+            raise
         stats = tree["sample_stats"].dataset
         logp = stats["logp"].mean("draw").to_numpy()
         self.pilot_logp = [float(v) for v in logp]
