@@ -27,7 +27,10 @@ Dask (``scheduler="tcp://host:8786"`` or a ``distributed.Client``)
 Results are identical to a serial run for the same seed: fold ``k`` (its index in
 ``folds``) samples with seed ``seed + 1000 k`` and predicts with ``seed + 1000 k + 1``
 whichever process runs it, the MAP start, its jitter and nutpie's chains depend only on
-those seeds, and nutpie's draws do not depend on its number of threads. The engine's
+those seeds, and nutpie's draws do not depend on its number of threads. nutpie's threads
+ask for the chains' starts in an order that varies between runs, so each chain's start
+is a function of the seed nutpie passes that chain, never of the call order
+(:func:`bayescale.sample.small_jitter`, :meth:`MapStarter.chain_optima`). The engine's
 numba kernels are compiled without fastmath: with it, a kernel freshly compiled (and
 inlined) in one process rounds differently from the same kernel loaded from PyTensor's
 on-disk cache in another, and the sampler amplifies the last bits into other draws.

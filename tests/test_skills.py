@@ -495,6 +495,21 @@ def test_chain_starts_do_not_depend_on_the_order_nutpie_asks_for_them():
     np.testing.assert_allclose(start[:2], [1.0, -2.0], atol=1e-3)
 
 
+def test_pilot_reports_a_failed_map_optimisation_not_nutpies_init_error():
+    import nutpie
+    import pymc as pm
+
+    from bayescale.errors import DataError
+
+    # the observation lies outside the support for every start the optimiser can reach
+    with pm.Model() as model:
+        x = pm.Normal("x", 0.0, 1.0)
+        pm.Uniform("y", lower=x, upper=x + 1.0, observed=np.array([100.0]))
+    starter = skills.MapStarter(model)
+    with pytest.raises(DataError, match="no MAP optimisation of 4 reached a finite"):
+        starter.pilot(nutpie.compile_pymc_model(model), chains=2, seed=0, tune=10, draws=10)
+
+
 def test_six_skills_on_the_leaderboard_take_the_first_six_spec_anchors():
     from bayescale import datasets
 
