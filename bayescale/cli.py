@@ -157,12 +157,13 @@ def _parser() -> argparse.ArgumentParser:
                         "d=3): the one with the best leave-one-model-out PSIS-LOO on the "
                         "data every fold trains on is backtested (OUT/selection.csv)")
     p.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="local worker processes running folds in parallel (1: serial; "
-                        "default: one per core, at most one per fold); results are the "
-                        "same for any N")
+                   help="local worker processes running folds (and --variant fits) in "
+                        "parallel (1: serial; default: one per core, at most one per "
+                        "fold); results are the same for any N")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the folds on a Dask cluster instead, e.g. tcp://host:8786 "
-                        "(its workers need bayescale installed)")
+                        "(its workers need bayescale installed; --variant fits stay on "
+                        "local processes)")
     _progress_flags(p)
 
     p = sub.add_parser("compare", help="PSIS-LOO table of runs fit to the same data",

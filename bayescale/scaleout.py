@@ -161,8 +161,6 @@ _PAYLOAD: dict[str, Any] = {}
 
 
 def _init_local_worker(specs: dict[str, Any], universe: pd.DataFrame) -> None:
-    # Ctrl-C goes to the whole process group: the parent cancels, the workers stay quiet
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _PAYLOAD["specs"] = specs
     _PAYLOAD["universe"] = universe
 
@@ -224,7 +222,37 @@ def _single_threaded_blas():
 _BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _run_local(tasks, specs, universe, settings, workers, cores, progress):
+def map_local(function, items: Sequence[tuple], *, workers: int, desc: str,
+              progress: bool = False, initializer=None, initargs: tuple = ()) -> list[Any]:
+    """``[function(*item) for item in items]`` on ``workers`` local ``spawn`` processes.
+
+    The processes start with single-threaded BLAS and ignore SIGINT (the parent handles
+    Ctrl-C); on an error or an interrupt the queued items are dropped and the running
+    ones stopped at once. ``function`` and the items must pickle (a module-level
+    function), and a script using this must guard its entry point with
+    ``if __name__ == "__main__":``.
+
+    Parameters
+    ----------
+    function : callable
+        Module-level function run on each item's arguments.
+    items : sequence of tuple
+        Positional arguments of each call.
+    workers : int
+        Processes (at most one per item is useful).
+    desc : str
+        Label of the progress bar (``"folds"``, ``"variants"``).
+    progress : bool
+        Show a progress bar over completed items.
+    initializer, initargs
+        Run once in each process (after SIGINT is ignored), e.g. to receive a payload
+        shared by every item.
+
+    Returns
+    -------
+    list
+        The results, in the order of ``items``.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -232,19 +260,18 @@ def _run_local(tasks, specs, universe, settings, workers, cores, progress):
 
     context = multiprocessing.get_context(START_METHOD)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_init_local_worker, initargs=(specs, universe))
-    results: list[Any] = [None] * len(tasks)
+                               initializer=_init_process, initargs=(initializer, initargs))
+    results: list[Any] = [None] * len(items)
     try:
         # the pool spawns its processes in submit(); they inherit this environment
         with _single_threaded_blas():
-            futures = {pool.submit(_local_task, key, fold, k, settings, cores): i
-                       for i, (key, fold, k) in enumerate(tasks)}
-        with tqdm(total=len(tasks), desc="folds", disable=not progress) as bar:
+            futures = {pool.submit(function, *item): i for i, item in enumerate(items)}
+        with tqdm(total=len(items), desc=desc, disable=not progress) as bar:
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update()
     except BaseException:
-        # an error or Ctrl-C: drop the queued folds and stop the running ones now
+        # an error or Ctrl-C: drop the queued items and stop the running ones now
         # rather than after they finish (the executor has no public way to do it)
         processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
@@ -253,6 +280,19 @@ def _run_local(tasks, specs, universe, settings, workers, cores, progress):
         raise
     pool.shutdown()
     return results
+
+
+def _init_process(initializer, initargs: tuple) -> None:
+    # Ctrl-C goes to the whole process group: the parent cancels, the workers stay quiet
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _run_local(tasks, specs, universe, settings, workers, cores, progress):
+    return map_local(_local_task, [(key, fold, k, settings, cores) for key, fold, k in tasks],
+                     workers=workers, desc="folds", progress=progress,
+                     initializer=_init_local_worker, initargs=(specs, universe))
 
 
 # ---------------------------------------------------------------------- Dask

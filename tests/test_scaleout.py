@@ -192,3 +192,21 @@ def test_another_seed_gives_other_predictions(problem, serial):
     assert not np.array_equal(other["mean"].to_numpy(), first["mean"].to_numpy())
     with pytest.raises(AssertionError):
         pd.testing.assert_frame_equal(other, first)
+
+
+@pytest.mark.slow
+def test_variant_selection_on_processes_matches_serial(problem):
+    """Variant fits on 2 processes give the serial LOO table, and the best is chosen."""
+    spec, universe, _ = problem
+    variants = [{"d": 1}, {"d": 2}]
+    chosen, serial = evaluate.select_variant(spec, universe, variants, seed=3, workers=1,
+                                             **SAMPLER)
+    again, parallel = evaluate.select_variant(spec, universe, variants, seed=3, workers=2,
+                                              **SAMPLER)
+    assert sorted(serial.index) == ["d=1", "d=2"]
+    assert serial["rank"].min() == 0
+    assert chosen.skills["d"] == int(serial.index[0].removeprefix("d=")) == again.skills["d"]
+    assert np.all(serial["seconds"] > 0) and np.all(parallel["seconds"] > 0)
+    assert 0.0 <= serial["frac_pareto_k_above_0.7"].max() <= 1.0
+    numbers = ["elpd", "p", "se", "elpd_diff", "max_r_hat", "min_ess_bulk"]
+    pd.testing.assert_frame_equal(parallel.loc[serial.index, numbers], serial[numbers])
