@@ -317,7 +317,7 @@ def _cmd_backtest(args) -> int:
                  workers=args.workers, scheduler=args.scheduler)
     if m["selection"]:
         print("variant chosen by leave-one-model-out PSIS-LOO on the training data: "
-              + m["selection"][0]["variant"])
+              + next(row["variant"] for row in m["selection"] if row["chosen"]))
     cov, covr = m["coverage"], m["coverage_rounded"]
     print(f"backtest '{m['spec']}' ({m['protocol']}): {m['n_folds']} folds, {m['n_cells']} "
           f"held-out cells of {m['n_models']} models, {m['wall_seconds']:.0f} s")

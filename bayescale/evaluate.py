@@ -634,10 +634,12 @@ def select_variant(spec, table: pd.DataFrame, variants: list[dict[str, Any]], *,
     Returns
     -------
     chosen : ModelSpec
-        The spec of the variant with the highest expected log predictive density.
+        The spec of the variant with the highest expected log predictive density among
+        those whose fit mixed (:func:`choose_variant`).
     table : DataFrame
         ``arviz.compare``-style table indexed by variant label, with the fit's max
-        r-hat, min bulk ESS, wall seconds and the share of models with Pareto k > 0.7.
+        r-hat, min bulk ESS, wall seconds, the share of models with Pareto k > 0.7 and
+        ``chosen``.
     """
     import arviz as az
 
@@ -665,7 +667,50 @@ def select_variant(spec, table: pd.DataFrame, variants: list[dict[str, Any]], *,
         table_out = pd.DataFrame({"rank": [0], "elpd": [only.elpd], "p": [only.p],
                                   "se": [only.se]}, index=list(loos))
     table_out = table_out.join(pd.DataFrame(extra).T)
-    return specs[str(table_out.index[0])], table_out
+    label = choose_variant(table_out)
+    table_out["chosen"] = table_out.index == label
+    return specs[label], table_out
+
+
+#: A variant whose selection fit has a larger max r-hat did not mix (a chain stuck in a
+#: funnel's neck or in another mode): its PSIS-LOO estimates the elpd of draws that are
+#: not the posterior, so it may not be chosen. 1.1 and not 1.01: these fits have 4 x 500
+#: draws, where well-mixed fits of the leaderboard tables reach 1.01-1.06, and the
+#: failures seen were 1.5-1.6.
+SELECTION_MAX_R_HAT = 1.1
+
+
+def choose_variant(table: pd.DataFrame, max_r_hat: float = SELECTION_MAX_R_HAT) -> str:
+    """Label of the best-ranked variant whose fit mixed (``max_r_hat`` at most the bound).
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`select_variant`'s table: indexed by variant label, with ``rank`` (0 =
+        highest elpd) and the fit's ``max_r_hat``.
+    max_r_hat : float
+        Largest max r-hat of an eligible fit.
+
+    Returns
+    -------
+    str
+        The chosen label. When no fit mixed, the best-ranked one, with a
+        :class:`~bayescale.errors.ConvergenceWarning`.
+    """
+    from bayescale.errors import ConvergenceWarning
+
+    ranked = table.sort_values("rank")
+    mixed = ranked[ranked["max_r_hat"] <= max_r_hat]
+    for label, row in ranked.iterrows():
+        if row["max_r_hat"] > max_r_hat and (mixed.empty or row["rank"] < mixed["rank"].iloc[0]):
+            log.warning("variant %s not eligible: its fit did not mix (max r-hat %.3f > %.2f)",
+                        label, row["max_r_hat"], max_r_hat)
+    if mixed.empty:
+        warnings.warn(f"no variant's fit mixed (max r-hat > {max_r_hat}); choosing the "
+                      f"highest elpd anyway: {ranked.index[0]}", ConvergenceWarning,
+                      stacklevel=2)
+        return str(ranked.index[0])
+    return str(mixed.index[0])
 
 
 def _variant_loo(label: str, spec, table: pd.DataFrame, settings: dict[str, Any]

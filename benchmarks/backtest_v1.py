@@ -45,7 +45,8 @@ def main() -> None:
             "max_r_hat", "min_ess_bulk", "divergences", "compile_seconds")
     print(json.dumps({k: m[k] for k in keys}, indent=1))
     if m["selection"]:
-        print("variant chosen by PSIS-LOO on the training data:", m["selection"][0]["variant"])
+        print("variant chosen by PSIS-LOO on the training data:",
+              next(row["variant"] for row in m["selection"] if row["chosen"]))
     print(f"wall time {wall:.1f} s (target < 900 s for v1 n=1), peak memory {peak:.0f} MB")
 
 

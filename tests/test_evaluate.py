@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bayescale import evaluate
-from bayescale.errors import DataError
+from bayescale.errors import ConvergenceWarning, DataError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_skills import simulated_table, small_spec  # noqa: E402
@@ -184,3 +184,33 @@ def test_selection_table_drops_every_held_out_cell():
     assert len(sel) == len(table) - (table["model"].isin(["fam0-2", "fam0-3"]).sum()
                                      + ((table["model"] == "fam1-3")
                                         & (table["benchmark"] == "GSM8K")).sum())
+
+
+def test_choose_variant_skips_fits_that_did_not_mix():
+    table = pd.DataFrame({"rank": [1, 0, 2], "elpd": [-10.0, -3.0, -20.0],
+                          "max_r_hat": [1.03, 1.55, 1.02]}, index=["d=4", "d=5", "d=3"])
+    assert evaluate.choose_variant(table) == "d=4"
+    assert evaluate.choose_variant(table, max_r_hat=2.0) == "d=5"
+    table["max_r_hat"] = 1.3
+    with pytest.warns(ConvergenceWarning, match="no variant's fit mixed"):
+        assert evaluate.choose_variant(table) == "d=5"
+
+
+@pytest.mark.slow
+def test_cli_backtest_chooses_a_variant_and_says_which(tmp_path, capsys):
+    from bayescale.cli import main
+
+    data = tmp_path / "evals.csv"
+    simulated_table(missing=0.0).to_csv(data, index=False)
+    status = main(["backtest", "skills", "--data", str(data), "--protocol",
+                   "largest-per-family", "--out", str(tmp_path / "bt"), "--variant", "d=1",
+                   "--variant", "d=2", "--draws", "40", "--tune", "60", "--chains", "2",
+                   "--workers", "1", "--seed", "2"])
+    assert status == 0
+    selection = pd.read_csv(tmp_path / "bt" / "selection.csv", index_col="variant")
+    assert sorted(selection.index) == ["d=1", "d=2"] and selection["chosen"].sum() == 1
+    chosen = selection.index[selection["chosen"]][0]
+    assert f"on the training data: {chosen}" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "bt" / "metrics.json").read_text())
+    assert f"d={metrics['variant']['d']}" == chosen
+    assert [row["variant"] for row in metrics["selection"] if row["chosen"]] == [chosen]
