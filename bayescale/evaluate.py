@@ -58,7 +58,7 @@ import pandas as pd
 from bayescale.errors import DataError
 from bayescale.kinds import skills
 from bayescale.posterior import atomic_directory
-from bayescale.sample import quiet_constant_draws, separated_modes, small_jitter
+from bayescale.sample import exact_numba, quiet_constant_draws, separated_modes, small_jitter
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,6 @@ class BacktestEngine:
 
     def __init__(self, spec, universe: pd.DataFrame) -> None:
         import nutpie
-        import pytensor
 
         self.spec = spec
         self.kind = skills.KIND
@@ -230,10 +229,8 @@ class BacktestEngine:
         self.universe = universe
         t0 = time.perf_counter()
         self.model, self.design = self.kind.build_masked(spec, universe)
-        # Without fastmath, a fold's results do not depend on the process: with it, a
-        # numba kernel freshly compiled (and inlined) rounds differently from the same
-        # kernel loaded from PyTensor's on-disk cache, and NUTS amplifies the last bits.
-        with pytensor.config.change_flags(numba__fastmath=False):
+        # without fastmath, a fold's results do not depend on the process (exact_numba)
+        with exact_numba():
             self.compiled = nutpie.compile_pymc_model(self.model)
             self.starter = skills.MapStarter(self.model)
         self.compile_seconds = time.perf_counter() - t0
@@ -625,9 +622,8 @@ def select_variant(spec, table: pd.DataFrame, variants: list[dict[str, Any]], *,
         Local processes fitting variants at once (1: one after another in this
         process). Default: one per core, at most one per variant. One process compiles
         the next variant while the other samples, so on 2 cores 6 variants take about
-        a quarter less time than in turn. The table does not depend on ``workers``:
-        each fit is compiled without numba's fastmath, whose rounding differs between
-        a freshly compiled kernel and one from the on-disk cache.
+        a quarter less time than in turn. The table does not depend on ``workers``
+        (fits compile without fastmath: :func:`bayescale.sample.exact_numba`).
     progress : bool
         Show a progress bar over variants.
 
@@ -716,13 +712,11 @@ def choose_variant(table: pd.DataFrame, max_r_hat: float = SELECTION_MAX_R_HAT) 
 def _variant_loo(label: str, spec, table: pd.DataFrame, settings: dict[str, Any]
                  ) -> tuple[str, Any, dict[str, float]]:
     """Fit one variant; return its label, leave-one-model-out LOO and fit diagnostics."""
-    import pytensor
-
     from bayescale.errors import ConvergenceWarning
     from bayescale.fitting import fit
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings(), pytensor.config.change_flags(numba__fastmath=False):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         post = fit(spec, table, **settings)
     loo = loo_by_model(post)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bayescale.errors import ConvergenceError, DataError
 from bayescale.kinds import get_kind
 from bayescale.posterior import Posterior, atomic_directory
-from bayescale.sample import compute_diagnostics, run_sampler, warn_if_failed
+from bayescale.sample import compute_diagnostics, exact_numba, run_sampler, warn_if_failed
 from bayescale.spec import ModelSpec, load_spec
 
 if TYPE_CHECKING:
@@ -102,16 +102,18 @@ def fit(
     settings = spec.sampler
     # kinds with a multimodal posterior choose their start: a pilot run under nutpie
     # (skills), MAP starting values for the other samplers
-    start_point = kind.start_function(spec, model) \
-        if hasattr(kind, "start_function") and settings["backend"] == "nutpie" else None
-    initvals = kind.initial_values(spec, canonical.table, model) \
-        if hasattr(kind, "initial_values") and start_point is None else None
-    tree = run_sampler(
-        model, sampler=settings["backend"], draws=settings["draws"], tune=settings["tune"],
-        chains=settings["chains"], target_accept=settings["target_accept"],
-        seed=settings["seed"], progressbar=progressbar, initvals=initvals,
-        adaptation=settings["adaptation"], start=start_point,
-    )
+    with exact_numba():
+        start_point = kind.start_function(spec, model) \
+            if hasattr(kind, "start_function") and settings["backend"] == "nutpie" else None
+        initvals = kind.initial_values(spec, canonical.table, model) \
+            if hasattr(kind, "initial_values") and start_point is None else None
+        tree = run_sampler(
+            model, sampler=settings["backend"], draws=settings["draws"],
+            tune=settings["tune"], chains=settings["chains"],
+            target_accept=settings["target_accept"], seed=settings["seed"],
+            progressbar=progressbar, initvals=initvals, adaptation=settings["adaptation"],
+            start=start_point,
+        )
     diagnostics = compute_diagnostics(tree, sampler=settings["backend"],
                                       wall_seconds=time.perf_counter() - start,
                                       tune=settings["tune"])

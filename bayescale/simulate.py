@@ -24,7 +24,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from bayescale.kinds import get_kind
-from bayescale.sample import Diagnostics, compute_diagnostics, small_jitter
+from bayescale.sample import Diagnostics, compute_diagnostics, exact_numba, small_jitter
 from bayescale.spec import ModelSpec, load_spec
 
 
@@ -107,9 +107,11 @@ class Refitter:
         self.spec = spec
         self.kind = get_kind(spec.kind)
         self.model = self.kind.build(spec, design)
-        self.compiled = nutpie.compile_pymc_model(self.model)
-        # kinds that need a MAP start (skills) get one per refit, from the refit's data
-        self.starter = self.kind.starter(self.model) if hasattr(self.kind, "starter") else None
+        with exact_numba():
+            self.compiled = nutpie.compile_pymc_model(self.model)
+            # kinds that need a MAP start (skills) get one per refit, from its data
+            self.starter = (self.kind.starter(self.model) if hasattr(self.kind, "starter")
+                            else None)
         self.settings = {"draws": draws, "tune": tune, "chains": chains,
                          "target_accept": target_accept or spec.sampler["target_accept"],
                          "adaptation": spec.sampler["adaptation"]}

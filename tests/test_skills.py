@@ -524,3 +524,28 @@ def test_six_skills_on_the_leaderboard_take_the_first_six_spec_anchors():
     assert len(labels) == len(model.coords["loading_free"]) == len(rows) == 36
     assert not set(rows) & set(anchor_rows)
     assert des.benchmarks[anchor_rows[5]] == "GSM8K"
+
+
+def test_fits_compile_numba_without_fastmath(monkeypatch):
+    """fastmath rounds fresh and cached kernels differently: a fit must not use it."""
+    import pytensor
+
+    from bayescale import fitting
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(model, **kwargs):
+        seen["fastmath"] = pytensor.config.numba__fastmath
+        seen["start"] = kwargs["start"]
+        raise Stop
+
+    monkeypatch.setattr(fitting, "run_sampler", record)
+    monkeypatch.setattr(skills.KIND, "start_function", lambda spec, model: "pilot")
+    assert pytensor.config.numba__fastmath  # PyTensor's default, restored after the fit
+    with pytest.raises(Stop):
+        fitting.fit(small_spec(), simulated_table(), draws=10, tune=10, chains=2, seed=0)
+    assert seen == {"fastmath": False, "start": "pilot"}
+    assert pytensor.config.numba__fastmath
