@@ -621,9 +621,9 @@ def select_variant(spec, table: pd.DataFrame, variants: list[dict[str, Any]], *,
     workers : int, optional
         Local processes fitting variants at once (1: one after another in this
         process). Default: one per core, at most one per variant. One process compiles
-        the next variant while the other samples, so on 2 cores 6 variants take about
-        a quarter less time than in turn. The table does not depend on ``workers``
-        (fits compile without fastmath: :func:`bayescale.sample.exact_numba`).
+        a variant, or runs its single-threaded MAP starts and LOO, while the other
+        samples. The table does not depend on ``workers`` (fits compile without
+        fastmath: :func:`bayescale.sample.exact_numba`).
     progress : bool
         Show a progress bar over variants.
 
