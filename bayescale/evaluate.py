@@ -644,16 +644,9 @@ def select_variant(spec, table: pd.DataFrame, variants: list[dict[str, Any]], *,
     specs = {variant_label(o): spec.with_overrides(skills=o) for o in variants}
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
     items = [(label, specs[label], table, settings) for label in specs]
-    n_workers = default_workers(len(items), chains)[0] if workers is None else max(
-        1, min(workers, len(items)))
-    if n_workers == 1:
-        from tqdm.auto import tqdm
-
-        fits = [_variant_loo(*item) for item in tqdm(items, desc="variants",
-                                                      disable=not progress)]
-    else:
-        fits = map_local(_variant_loo, items, workers=n_workers, desc="variants",
-                         progress=progress)
+    n_workers = default_workers(len(items), chains)[0] if workers is None else workers
+    fits = map_local(_variant_loo, items, workers=min(n_workers, len(items)),
+                     desc="variants", progress=progress)
     loos = {label: loo for label, loo, _ in fits}
     extra = {label: more for label, _, more in fits}
     if len(loos) > 1:
@@ -697,10 +690,11 @@ def choose_variant(table: pd.DataFrame, max_r_hat: float = SELECTION_MAX_R_HAT) 
 
     ranked = table.sort_values("rank")
     mixed = ranked[ranked["max_r_hat"] <= max_r_hat]
-    for label, row in ranked.iterrows():
-        if row["max_r_hat"] > max_r_hat and (mixed.empty or row["rank"] < mixed["rank"].iloc[0]):
-            log.warning("variant %s not eligible: its fit did not mix (max r-hat %.3f > %.2f)",
-                        label, row["max_r_hat"], max_r_hat)
+    best_rank = mixed["rank"].iloc[0] if len(mixed) else np.inf
+    passed_over = ranked[(ranked["max_r_hat"] > max_r_hat) & (ranked["rank"] < best_rank)]
+    for label, r_hat in passed_over["max_r_hat"].items():
+        log.warning("variant %s not eligible: its fit did not mix (max r-hat %.3f > %.2f)",
+                    label, r_hat, max_r_hat)
     if mixed.empty:
         warnings.warn(f"no variant's fit mixed (max r-hat > {max_r_hat}); choosing the "
                       f"highest elpd anyway: {ranked.index[0]}", ConvergenceWarning,

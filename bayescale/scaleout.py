@@ -228,9 +228,10 @@ def map_local(function, items: Sequence[tuple], *, workers: int, desc: str,
 
     The processes start with single-threaded BLAS and ignore SIGINT (the parent handles
     Ctrl-C); on an error or an interrupt the queued items are dropped and the running
-    ones stopped at once. ``function`` and the items must pickle (a module-level
-    function), and a script using this must guard its entry point with
-    ``if __name__ == "__main__":``.
+    ones stopped at once. With one worker the items run in this process, in order
+    (after ``initializer``), with the same progress bar. ``function`` and the items
+    must pickle (a module-level function), and a script using this must guard its
+    entry point with ``if __name__ == "__main__":``.
 
     Parameters
     ----------
@@ -239,7 +240,7 @@ def map_local(function, items: Sequence[tuple], *, workers: int, desc: str,
     items : sequence of tuple
         Positional arguments of each call.
     workers : int
-        Processes (at most one per item is useful).
+        Processes (at most one per item is useful); 1 runs in this process.
     desc : str
         Label of the progress bar (``"folds"``, ``"variants"``).
     progress : bool
@@ -258,6 +259,10 @@ def map_local(function, items: Sequence[tuple], *, workers: int, desc: str,
 
     from tqdm.auto import tqdm
 
+    if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        return [function(*item) for item in tqdm(items, desc=desc, disable=not progress)]
     context = multiprocessing.get_context(START_METHOD)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=_init_process, initargs=(initializer, initargs))
