@@ -40,6 +40,8 @@ def main() -> None:
                  variants=[parse_variant(v) for v in args.variant])
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # fits run in spawned worker processes: their peak is the children's, once they ended
+    peak_worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     keys = ("mae_pp", "mae_pp_cells", "rmse_pp", "coverage", "coverage_rounded",
             "mean_interval_width_90_pp", "crps", "n_folds", "n_models", "n_cells",
             "max_r_hat", "min_ess_bulk", "divergences", "compile_seconds")
@@ -47,7 +49,8 @@ def main() -> None:
     if m["selection"]:
         print("variant chosen by PSIS-LOO on the training data:",
               next(row["variant"] for row in m["selection"] if row["chosen"]))
-    print(f"wall time {wall:.1f} s (target < 900 s for v1 n=1), peak memory {peak:.0f} MB")
+    print(f"wall time {wall:.1f} s (target < 900 s for v1 n=1), peak memory {peak:.0f} MB "
+          f"(this process), {peak_worker:.0f} MB (largest worker process)")
 
 
 if __name__ == "__main__":
