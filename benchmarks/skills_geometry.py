@@ -26,8 +26,9 @@ import numpy as np
 
 #: Free parameters of the skills model, and the transform to the unconstrained scale.
 FREE = {"B": None, "a_family_free": None, "delta": None, "sub_shift": None,
-        "slope_z": "zero_sum", "loading": None, "intercept": None, "tau_sub": "log",
-        "tau_slope": "log", "sigma_family": "log", "phi": "log", "ceiling_frac": "logit"}
+        "slope_z": "zero_sum", "model_z": None, "loading": None, "intercept": None,
+        "tau_sub": "log", "tau_slope": "log", "tau_model": "log", "sigma_family": "log",
+        "phi": "log", "ceiling_frac": "logit"}
 
 
 def unconstrained_columns(posterior) -> tuple[np.ndarray, list[str]]:
@@ -77,7 +78,9 @@ def main() -> None:
     corr = np.corrcoef(standardised.T)
     eigenvalues, eigenvectors = np.linalg.eigh(corr)
     steps = tree["sample_stats"].dataset["n_steps"]
-    print(f"{draws.shape[1]} free parameters, {draws.shape[0]} draws")
+    print(f"{draws.shape[1]} free parameters, {draws.shape[0]} draws; not analysed "
+          "(deterministic, or the LKJ factor): "
+          + ", ".join(sorted(set(posterior.data_vars) - set(FREE))))
     print(f"eigenvalues of the posterior correlation: smallest {eigenvalues[0]:.4f}, "
           f"largest {eigenvalues[-1]:.1f}; sd ratio (order of the leapfrog steps "
           f"a diagonal mass matrix needs) {np.sqrt(eigenvalues[-1] / eigenvalues[0]):.0f}; "
