@@ -46,6 +46,10 @@ class Diagnostics:
         Smallest Bayesian fraction of missing information over chains.
     sampling_seconds, wall_seconds : float
         Time spent drawing samples, and the whole fit including model compilation.
+    compile_seconds, start_seconds : float
+        Of the wall time: compiling the model for nutpie, and choosing the chains' start
+        (the skills kind's MAP optimisations and pilot run); NaN when not measured
+        (other samplers, or a run saved before these were recorded).
     sampler, chains, draws, tune : str, int
         How the fit was run.
     worst : dict
@@ -73,6 +77,8 @@ class Diagnostics:
     worst: dict[str, str] = field(default_factory=dict)
     pilot_logp: list[float] = field(default_factory=list)
     pilot_logp_sd: float = float("nan")
+    compile_seconds: float = float("nan")
+    start_seconds: float = float("nan")
 
     @property
     def separated_modes(self) -> bool:
@@ -121,12 +127,16 @@ class Diagnostics:
                      + ", ".join(f"{v:.0f}" for v in self.pilot_logp)
                      + f" (within-chain sd {self.pilot_logp_sd:.0f}; chains start in the "
                      "best)")
+        phases = [f"{label} {value:.1f} s" for label, value in
+                  (("compile", self.compile_seconds), ("start", self.start_seconds))
+                  if np.isfinite(value)]
+        phases_text = f" ({', '.join(phases)})" if phases else ""
         return (f"{self.sampler}, {self.chains} chains x {self.draws} draws "
                 f"(+{self.tune} tune): max r-hat {self.max_r_hat:.3f}, min ESS bulk "
                 f"{self.min_ess_bulk:.0f} / tail {self.min_ess_tail:.0f}, "
                 f"{self.divergences} divergences, min BFMI {self.min_bfmi:.2f}; sampling "
-                f"{self.sampling_seconds:.1f} s, wall {self.wall_seconds:.1f} s; {status}"
-                f"{modes}")
+                f"{self.sampling_seconds:.1f} s, wall {self.wall_seconds:.1f} s"
+                f"{phases_text}; {status}{modes}")
 
 
 def exact_numba():
@@ -253,18 +263,24 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
+    compile_start = time.perf_counter()
+    start_seconds = float("nan")
     if start is not None:
         compiled = nutpie.compile_pymc_model(model)
-        compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
-            start(compiled, chains=chains, seed=seed), seed))
+        compile_seconds = time.perf_counter() - compile_start
+        point = start(compiled, chains=chains, seed=seed)
+        start_seconds = time.perf_counter() - compile_start - compile_seconds
+        compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(point, seed))
     elif initvals:
         # start every chain near the given point (e.g. a MAP estimate): nutpie's default
         # U(-1, 1) jitter on every unconstrained value would throw chains out of it
         compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=set())
+        compile_seconds = time.perf_counter() - compile_start
         compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
             compiled.initial_point_func(seed), seed))
     else:
         compiled = nutpie.compile_pymc_model(model)
+        compile_seconds = time.perf_counter() - compile_start
     start = time.perf_counter()
     background = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, adaptation=adaptation,
@@ -278,6 +294,8 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
         raise
     tree = background.wait()
     patch_nutpie_idata(tree, model, sampling_time=time.perf_counter() - start)
+    tree["posterior"].attrs["compile_time"] = compile_seconds
+    tree["posterior"].attrs["start_time"] = start_seconds
     return tree
 
 
@@ -348,11 +366,14 @@ def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
     except (KeyError, ValueError, TypeError):
         bfmi = float("nan")
     sampling = float(post.attrs.get("sampling_time", np.nan))
+    compile_seconds = float(post.attrs.get("compile_time", np.nan))
+    start_seconds = float(post.attrs.get("start_time", np.nan))
     return Diagnostics(
         max_r_hat=max_rhat, min_ess_bulk=min_bulk, min_ess_tail=min_tail,
         divergences=divergences, min_bfmi=bfmi, sampling_seconds=sampling,
         wall_seconds=float(wall_seconds), sampler=sampler, chains=int(post.sizes["chain"]),
         draws=int(post.sizes["draw"]), tune=int(tune), worst=worst,
+        compile_seconds=compile_seconds, start_seconds=start_seconds,
     )
 
 

@@ -40,6 +40,10 @@ def test_chinchilla_diagnostics_recorded(chinchilla_posterior):
     assert diag.max_r_hat < 1.05
     assert diag.divergences == 0
     assert diag.wall_seconds > diag.sampling_seconds > 0
+    # where the wall time went: compilation and sampling are parts of it
+    assert diag.compile_seconds > 0
+    assert diag.compile_seconds + diag.sampling_seconds < diag.wall_seconds
+    assert "compile" in diag.describe()
 
 
 def test_tokens_per_parameter_at_chinchilla_compute(chinchilla_posterior):

@@ -366,6 +366,10 @@ def test_small_fit_recovers_and_predicts(skills_posterior):
     assert post.diagnostics.max_r_hat < 1.2
     # the pilot that chose the start is recorded: one mean log density per chain
     assert len(post.diagnostics.pilot_logp) == 2 and post.diagnostics.pilot_logp_sd > 0
+    # and its time, apart from compilation and sampling, within the fit's wall time
+    diag = post.diagnostics
+    assert diag.start_seconds > 0 and diag.compile_seconds > 0
+    assert diag.compile_seconds + diag.start_seconds + diag.sampling_seconds < diag.wall_seconds
     lam = post.posterior["loadings"].sel(benchmark="ARC", skill="skill1").values
     assert 0.3 < np.median(lam) < 1.5  # truth 0.8
     rows = pd.DataFrame({
