@@ -263,25 +263,23 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    compile_start = time.perf_counter()
+    # start every chain near given initvals (e.g. a MAP estimate): nutpie's default
+    # U(-1, 1) jitter on every unconstrained value would throw chains out of it
+    near_initvals = start is None and bool(initvals)
+    options = {"initial_points": initvals, "jitter_rvs": set()} if near_initvals else {}
+    clock = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(model, **options)
+    compile_seconds = time.perf_counter() - clock
     start_seconds = float("nan")
     if start is not None:
-        compiled = nutpie.compile_pymc_model(model)
-        compile_seconds = time.perf_counter() - compile_start
+        clock = time.perf_counter()
         point = start(compiled, chains=chains, seed=seed)
-        start_seconds = time.perf_counter() - compile_start - compile_seconds
+        start_seconds = time.perf_counter() - clock
         compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(point, seed))
-    elif initvals:
-        # start every chain near the given point (e.g. a MAP estimate): nutpie's default
-        # U(-1, 1) jitter on every unconstrained value would throw chains out of it
-        compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=set())
-        compile_seconds = time.perf_counter() - compile_start
+    elif near_initvals:
         compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
             compiled.initial_point_func(seed), seed))
-    else:
-        compiled = nutpie.compile_pymc_model(model)
-        compile_seconds = time.perf_counter() - compile_start
-    start = time.perf_counter()
+    clock = time.perf_counter()
     background = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                                target_accept=target_accept, adaptation=adaptation,
                                progress_bar=progressbar, blocking=False, save_warmup=False)
@@ -293,7 +291,7 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
         background.cancel()
         raise
     tree = background.wait()
-    patch_nutpie_idata(tree, model, sampling_time=time.perf_counter() - start)
+    patch_nutpie_idata(tree, model, sampling_time=time.perf_counter() - clock)
     tree["posterior"].attrs["compile_time"] = compile_seconds
     tree["posterior"].attrs["start_time"] = start_seconds
     return tree
