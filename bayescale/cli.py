@@ -156,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="a [skills] variant to choose from (repeat: --variant d=2 --variant "
                         "d=3): the one with the best leave-one-model-out PSIS-LOO on the "
                         "data every fold trains on is backtested (OUT/selection.csv)")
+    p.add_argument("--set", metavar="KEY=VALUE[,...]",
+                   help="[skills] settings of SPEC to backtest as they are, e.g. the variant "
+                        "an earlier --variant run chose (its OUT/selection.csv): "
+                        "--set d=5,ceiling=true; with --variant, the candidates start "
+                        "from these settings")
     p.add_argument("--workers", type=_positive_int, metavar="N",
                    help="local worker processes running folds (and --variant fits) in "
                         "parallel (1: serial; default: one per core, at most one per "
@@ -307,8 +312,13 @@ def _cmd_compare_families(args) -> int:
 
 def _cmd_backtest(args) -> int:
     from bayescale.evaluate import backtest, parse_variant
+    from bayescale.fitting import resolve_spec
 
-    m = backtest(args.spec, args.data, protocol=args.protocol, out=args.out,
+    spec = args.spec
+    if args.set:
+        spec = resolve_spec(spec).with_overrides(skills=parse_variant(args.set,
+                                                                      option="--set"))
+    m = backtest(spec, args.data, protocol=args.protocol, out=args.out,
                  groups=args.groups, experiment=args.experiment,
                  keep_smallest=args.keep_smallest, cutoff=args.cutoff,
                  benchmarks=args.benchmarks, targets=args.targets, draws=args.draws, tune=args.tune,

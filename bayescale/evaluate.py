@@ -567,21 +567,24 @@ def backtest(spec, data, *, protocol: str, out: str | os.PathLike | None = None,
 
 
 # ---------------------------------------------------------------------- model choice
-def parse_variant(text: str) -> dict[str, Any]:
-    """Parse ``"d=2,family_slope=false"`` into ``[skills]`` overrides."""
+def parse_variant(text: str, option: str = "--variant") -> dict[str, Any]:
+    """Parse ``"d=2,family_slope=false"`` into ``[skills]`` overrides.
+
+    ``option`` names the command-line option the text came from, in error messages.
+    """
     out: dict[str, Any] = {}
     for item in filter(None, (t.strip() for t in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise DataError(f"variant '{text}': expected KEY=VALUE[,KEY=VALUE...]",
-                            source="--variant")
+                            source=option)
         try:
             out[key.strip()] = json.loads(value.strip().lower())
         except json.JSONDecodeError:
             raise DataError(f"variant '{text}': value of '{key.strip()}' must be a number "
-                            "or true/false", source="--variant") from None
+                            "or true/false", source=option) from None
     if not out:
-        raise DataError("empty variant", source="--variant")
+        raise DataError("empty variant", source=option)
     return out
 
 

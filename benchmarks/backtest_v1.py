@@ -1,8 +1,10 @@
 """Wall time and peak memory of the Sloth v1 leave-family-out backtest (n = 1, 19 folds).
 
 Usage: ``.venv/bin/python benchmarks/backtest_v1.py [--experiment v1] [--keep-smallest 1]
-[--draws 300] [--variant d=3 --variant d=4 ...] [--out DIR]``. Acceptance of issue 3:
-the whole v1 n = 1 backtest in under 15 minutes on 2 cores, including compilation.
+[--draws 300] [--variant d=3 --variant d=4 ... | --set d=5,ceiling=true] [--out DIR]``.
+Acceptance of issue 3: the whole v1 n = 1 backtest in under 15 minutes on 2 cores,
+including compilation. With ``--variant`` the time includes choosing the variant (one
+PSIS-LOO fit per candidate); ``--set`` times the backtest of one fixed configuration.
 Needs ``../shared/data/sloth``.
 """
 
@@ -28,12 +30,19 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--variant", action="append", default=[],
                         help="a [skills] variant to choose from by PSIS-LOO (repeatable)")
+    parser.add_argument("--set", default=None, metavar="KEY=VALUE[,...]",
+                        help="backtest this fixed [skills] variant, with no selection step "
+                             "(e.g. the variant a --variant run chose: its selection.csv)")
     args = parser.parse_args()
 
     from bayescale.evaluate import backtest, parse_variant
+    from bayescale.spec import load_spec
 
+    spec = load_spec(args.spec)
+    if args.set:
+        spec = spec.with_overrides(skills=parse_variant(args.set))
     start = time.perf_counter()
-    m = backtest(args.spec, "open-llm-leaderboard", protocol="leave-family-out",
+    m = backtest(spec, "open-llm-leaderboard", protocol="leave-family-out",
                  groups=str(GROUPS), experiment=args.experiment,
                  keep_smallest=args.keep_smallest, draws=args.draws, tune=args.tune,
                  chains=args.chains, seed=0, out=args.out, progress=True,

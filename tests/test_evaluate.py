@@ -173,6 +173,21 @@ def test_parse_variant_rejects_bad_text(text):
         evaluate.parse_variant(text)
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("d=two", "--set"), ("d=9", "d must be an integer from 1 to"),
+    ("colour=1", "unknown [skills] key(s) colour")])
+def test_cli_backtest_rejects_a_bad_set_before_fitting(setting, message, tmp_path, capsys):
+    from bayescale.cli import main
+
+    data = tmp_path / "evals.csv"
+    simulated_table(missing=0.0).to_csv(data, index=False)
+    status = main(["backtest", "skills", "--data", str(data), "--protocol",
+                   "largest-per-family", "--out", str(tmp_path / "bt"), "--set", setting])
+    err = capsys.readouterr().err
+    assert status == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "bt").exists()
+
+
 def test_selection_table_drops_every_held_out_cell():
     table = simulated_table()
     folds = [evaluate.Fold(name="a", test_models=["fam0-2", "fam0-3"]),
@@ -204,8 +219,8 @@ def test_cli_backtest_chooses_a_variant_and_says_which(tmp_path, capsys):
     simulated_table(missing=0.0).to_csv(data, index=False)
     status = main(["backtest", "skills", "--data", str(data), "--protocol",
                    "largest-per-family", "--out", str(tmp_path / "bt"), "--variant", "d=1",
-                   "--variant", "d=2", "--draws", "40", "--tune", "60", "--chains", "2",
-                   "--workers", "1", "--seed", "2"])
+                   "--variant", "d=2", "--set", "family_slope=false", "--draws", "40",
+                   "--tune", "60", "--chains", "2", "--workers", "1", "--seed", "2"])
     assert status == 0
     selection = pd.read_csv(tmp_path / "bt" / "selection.csv", index_col="variant")
     assert sorted(selection.index) == ["d=1", "d=2"] and selection["chosen"].sum() == 1
@@ -213,4 +228,5 @@ def test_cli_backtest_chooses_a_variant_and_says_which(tmp_path, capsys):
     assert f"on the training data: {chosen}" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "bt" / "metrics.json").read_text())
     assert f"d={metrics['variant']['d']}" == chosen
+    assert metrics["variant"]["family_slope"] is False  # --set: every candidate has it
     assert [row["variant"] for row in metrics["selection"] if row["chosen"]] == [chosen]
