@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.data import (
+    BENCHMARK_COLUMNS,
     BenchmarkEvals,
     LossRuns,
     WideTable,
@@ -495,19 +496,7 @@ def _lenient_long(meta: DatasetInfo, df: pd.DataFrame) -> pd.DataFrame:
     long["n_items"] = pd.array([pd.NA] * len(long), dtype="Int64")
     chance = wide.chance or {}
     long["chance"] = long["benchmark"].map(lambda b: chance.get(b, np.nan)).astype(float)
-    order = [
-        "model",
-        "family",
-        "subfamily",
-        "instruct",
-        "params",
-        "tokens",
-        "benchmark",
-        "score",
-        "n_items",
-        "chance",
-    ]
-    return long[order + extras].reset_index(drop=True)
+    return long[list(BENCHMARK_COLUMNS) + extras].reset_index(drop=True)
 
 
 def load(name: str, *, include_excluded: bool = False) -> LossRuns | BenchmarkEvals:
