@@ -58,7 +58,13 @@ import pandas as pd
 from bayescale.errors import DataError
 from bayescale.kinds import skills
 from bayescale.posterior import atomic_directory
-from bayescale.sample import exact_numba, quiet_constant_draws, separated_modes, small_jitter
+from bayescale.sample import (
+    exact_numba,
+    extreme_element,
+    quiet_constant_draws,
+    separated_modes,
+    small_jitter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -334,18 +340,28 @@ def posterior_parameters(post) -> dict[str, np.ndarray]:
 
 
 def fold_diagnostics(tree) -> dict[str, Any]:
-    """Worst r-hat, bulk ESS and divergences of a fold's fit."""
+    """Worst r-hat and bulk ESS of a fold's fit, the parameters they belong to, divergences.
+
+    ``worst_r_hat`` and ``worst_ess_bulk`` name the element, e.g. ``tau_sub[skill2]``.
+    Elements that never vary (fixed anchor loadings) have no r-hat and are skipped.
+    """
     import arviz as az
 
     with quiet_constant_draws():
-        rhat = az.rhat(tree)
-        ess = az.ess(tree, method="bulk")
-    rhat = rhat.dataset if hasattr(rhat, "dataset") else rhat
-    ess = ess.dataset if hasattr(ess, "dataset") else ess
-    max_rhat = max(float(np.nanmax(v.values)) for v in rhat.data_vars.values() if v.size)
-    min_ess = min(float(np.nanmin(v.values)) for v in ess.data_vars.values() if v.size)
+        rhat = _varying(az.rhat(tree))
+        ess = _varying(az.ess(tree, method="bulk"))
+    max_rhat, worst_rhat = extreme_element(rhat, max)
+    min_ess, worst_ess = extreme_element(ess, min)
     div = int(tree["sample_stats"].dataset["diverging"].sum())
-    return {"max_r_hat": max_rhat, "min_ess_bulk": min_ess, "divergences": div}
+    return {"max_r_hat": max_rhat, "worst_r_hat": worst_rhat, "min_ess_bulk": min_ess,
+            "worst_ess_bulk": worst_ess, "divergences": div}
+
+
+def _varying(result):
+    """Keep the variables of an ArviZ diagnostic that have a finite value (a Dataset)."""
+    ds = result.dataset if hasattr(result, "dataset") else result
+    return ds[[name for name, v in ds.data_vars.items()
+               if v.size and np.isfinite(v.values).any()]]
 
 
 def prediction_table(des, cells: np.ndarray, mu: np.ndarray, y: np.ndarray,

@@ -354,9 +354,9 @@ def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
         ess_bulk = _as_dataset(az.ess(tree, method="bulk"))
         ess_tail = _as_dataset(az.ess(tree, method="tail"))
     worst: dict[str, str] = {}
-    max_rhat, worst["r_hat"] = _extreme(rhat, max)
-    min_bulk, worst["ess_bulk"] = _extreme(ess_bulk, min)
-    min_tail, worst["ess_tail"] = _extreme(ess_tail, min)
+    max_rhat, worst["r_hat"] = extreme_element(rhat, max)
+    min_bulk, worst["ess_bulk"] = extreme_element(ess_bulk, min)
+    min_tail, worst["ess_tail"] = extreme_element(ess_tail, min)
     stats = tree["sample_stats"].dataset
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     try:
@@ -389,8 +389,23 @@ def _as_dataset(obj):
     return obj
 
 
-def _extreme(ds, pick) -> tuple[float, str]:
-    """Return the max or min over every element of every variable, and where it is."""
+def extreme_element(ds, pick) -> tuple[float, str]:
+    """Return the max or min over every element of every variable, and where it is.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A per-element diagnostic, e.g. ``az.rhat(tree)``.
+    pick : {max, min}
+        Which extreme.
+
+    Returns
+    -------
+    value : float
+        The extreme (NaN when ``ds`` is empty; a non-finite element wins).
+    label : str
+        Where it is, ``name[coord,...]``, e.g. ``intercept[GPQA]``.
+    """
     best_val, best_name = None, ""
     for name, da in ds.data_vars.items():
         values = np.asarray(da.values, dtype=float)

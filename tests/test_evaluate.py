@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -128,10 +129,33 @@ def test_small_backtest_end_to_end(tmp_path):
                           out=tmp_path / "bt", draws=150, tune=200, chains=2, seed=1)
     assert m["n_cells"] == 6 * 4 and m["n_folds"] == 1
     assert 0 <= m["coverage"]["0.9"] <= 1 and m["mae_pp"] < 15
+    (fold,) = m["folds"].values()
+    assert fold["worst_r_hat"] and fold["worst_ess_bulk"]  # named, see the test below
     assert (tmp_path / "bt" / "predictions.csv").exists()
     preds = pd.read_csv(tmp_path / "bt" / "predictions.csv")
     assert {"model", "family", "benchmark", "observed", "mean", "q0.05", "q0.95"} <= set(
         preds.columns)
+
+
+def test_fold_diagnostics_name_the_worst_elements():
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    good = rng.normal(size=(4, 300, 2))
+    bad = good.copy()
+    bad[0, :, 1] += 3.0  # one chain of b[y] elsewhere
+    dims = ("chain", "draw", "k")
+    post = xr.Dataset({"a": (dims, good), "b": (dims, bad),
+                       "fixed": (("chain", "draw"), np.ones((4, 300)))},
+                      coords={"k": ["x", "y"]})
+    diverging = np.zeros((4, 300), dtype=bool)
+    diverging[2, :3] = True
+    stats = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    diag = evaluate.fold_diagnostics(tree)
+    assert diag["worst_r_hat"] == "b[y]" and diag["max_r_hat"] > 1.3
+    assert diag["worst_ess_bulk"] == "b[y]" and diag["min_ess_bulk"] < 100
+    assert diag["divergences"] == 3
 
 
 def test_cli_backtest_user_errors(tmp_path, capsys):
@@ -225,7 +249,9 @@ def test_cli_backtest_chooses_a_variant_and_says_which(tmp_path, capsys):
     selection = pd.read_csv(tmp_path / "bt" / "selection.csv", index_col="variant")
     assert sorted(selection.index) == ["d=1", "d=2"] and selection["chosen"].sum() == 1
     chosen = selection.index[selection["chosen"]][0]
-    assert f"on the training data: {chosen}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"on the training data: {chosen}" in out
+    assert re.search(r"worst fold r-hat [0-9.]+ \(fold \S+, \w+(\[|\))", out), out
     metrics = json.loads((tmp_path / "bt" / "metrics.json").read_text())
     assert f"d={metrics['variant']['d']}" == chosen
     assert metrics["variant"]["family_slope"] is False  # --set: every candidate has it
