@@ -340,13 +340,9 @@ def _cmd_backtest(args) -> int:
         print("a calibrated model expects rounded coverage "
               + ", ".join(f"{k}: {v:.2f}" for k, v in expected.items())
               + " (interval edges included)")
-    folds = m.get("folds") or {}
-    where = ""
-    if folds:
-        name, fold = max(folds.items(), key=lambda item: item[1]["max_r_hat"])
-        where = f" (fold {name}, {fold.get('worst_r_hat', '?')})"
-    print(f"worst fold r-hat {m['max_r_hat']:.3f}{where}, min ESS {m['min_ess_bulk']:.0f}, "
-          f"{m['divergences']} divergences")
+    name, fold = max(m["folds"].items(), key=lambda item: item[1]["max_r_hat"])
+    print(f"worst fold r-hat {m['max_r_hat']:.3f} (fold {name}, {fold['worst_r_hat']}), "
+          f"min ESS {m['min_ess_bulk']:.0f}, {m['divergences']} divergences")
     print(f"wrote {args.out}/: predictions.csv, metrics.json")
     return 0
 

@@ -59,6 +59,7 @@ from bayescale.errors import DataError
 from bayescale.kinds import skills
 from bayescale.posterior import atomic_directory
 from bayescale.sample import (
+    as_dataset,
     exact_numba,
     extreme_element,
     quiet_constant_draws,
@@ -359,7 +360,7 @@ def fold_diagnostics(tree) -> dict[str, Any]:
 
 def _varying(result):
     """Keep the variables of an ArviZ diagnostic that have a finite value (a Dataset)."""
-    ds = result.dataset if hasattr(result, "dataset") else result
+    ds = as_dataset(result)
     return ds[[name for name, v in ds.data_vars.items()
                if v.size and np.isfinite(v.values).any()]]
 

@@ -350,9 +350,9 @@ def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
 
     post = tree["posterior"].dataset
     with quiet_constant_draws():
-        rhat = _as_dataset(az.rhat(tree))
-        ess_bulk = _as_dataset(az.ess(tree, method="bulk"))
-        ess_tail = _as_dataset(az.ess(tree, method="tail"))
+        rhat = as_dataset(az.rhat(tree))
+        ess_bulk = as_dataset(az.ess(tree, method="bulk"))
+        ess_tail = as_dataset(az.ess(tree, method="tail"))
     worst: dict[str, str] = {}
     max_rhat, worst["r_hat"] = extreme_element(rhat, max)
     min_bulk, worst["ess_bulk"] = extreme_element(ess_bulk, min)
@@ -360,7 +360,7 @@ def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
     stats = tree["sample_stats"].dataset
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     try:
-        bfmi = float(np.min(_as_dataset(az.bfmi(tree))["energy"].values))
+        bfmi = float(np.min(as_dataset(az.bfmi(tree))["energy"].values))
     except (KeyError, ValueError, TypeError):
         bfmi = float("nan")
     sampling = float(post.attrs.get("sampling_time", np.nan))
@@ -382,7 +382,7 @@ def warn_if_failed(diagnostics: Diagnostics, *, what: str = "fit") -> None:
                       ConvergenceWarning, stacklevel=2)
 
 
-def _as_dataset(obj):
+def as_dataset(obj):
     """ArviZ returns DataTree or Dataset depending on input; always give a Dataset."""
     if hasattr(obj, "dataset"):
         return obj.dataset

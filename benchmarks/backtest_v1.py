@@ -40,7 +40,7 @@ def main() -> None:
 
     spec = load_spec(args.spec)
     if args.set:
-        spec = spec.with_overrides(skills=parse_variant(args.set))
+        spec = spec.with_overrides(skills=parse_variant(args.set, option="--set"))
     start = time.perf_counter()
     m = backtest(spec, "open-llm-leaderboard", protocol="leave-family-out",
                  groups=str(GROUPS), experiment=args.experiment,
