@@ -59,12 +59,12 @@ from bayescale.errors import DataError
 from bayescale.kinds import skills
 from bayescale.posterior import atomic_directory
 from bayescale.sample import (
-    as_dataset,
     exact_numba,
     extreme_element,
     quiet_constant_draws,
     separated_modes,
     small_jitter,
+    varying,
 )
 
 log = logging.getLogger(__name__)
@@ -349,20 +349,13 @@ def fold_diagnostics(tree) -> dict[str, Any]:
     import arviz as az
 
     with quiet_constant_draws():
-        rhat = _varying(az.rhat(tree))
-        ess = _varying(az.ess(tree, method="bulk"))
+        rhat = varying(az.rhat(tree))
+        ess = varying(az.ess(tree, method="bulk"))
     max_rhat, worst_rhat = extreme_element(rhat, max)
     min_ess, worst_ess = extreme_element(ess, min)
     div = int(tree["sample_stats"].dataset["diverging"].sum())
     return {"max_r_hat": max_rhat, "worst_r_hat": worst_rhat, "min_ess_bulk": min_ess,
             "worst_ess_bulk": worst_ess, "divergences": div}
-
-
-def _varying(result):
-    """Keep the variables of an ArviZ diagnostic that have a finite value (a Dataset)."""
-    ds = as_dataset(result)
-    return ds[[name for name, v in ds.data_vars.items()
-               if v.size and np.isfinite(v.values).any()]]
 
 
 def prediction_table(des, cells: np.ndarray, mu: np.ndarray, y: np.ndarray,

@@ -350,9 +350,9 @@ def compute_diagnostics(tree: xr.DataTree, *, sampler: str, wall_seconds: float,
 
     post = tree["posterior"].dataset
     with quiet_constant_draws():
-        rhat = as_dataset(az.rhat(tree))
-        ess_bulk = as_dataset(az.ess(tree, method="bulk"))
-        ess_tail = as_dataset(az.ess(tree, method="tail"))
+        rhat = varying(az.rhat(tree))
+        ess_bulk = varying(az.ess(tree, method="bulk"))
+        ess_tail = varying(az.ess(tree, method="tail"))
     worst: dict[str, str] = {}
     max_rhat, worst["r_hat"] = extreme_element(rhat, max)
     min_bulk, worst["ess_bulk"] = extreme_element(ess_bulk, min)
@@ -387,6 +387,20 @@ def as_dataset(obj):
     if hasattr(obj, "dataset"):
         return obj.dataset
     return obj
+
+
+def varying(result):
+    """Variables of an ArviZ diagnostic that ever vary, as a Dataset.
+
+    A variable whose draws never change (a Deterministic fixed by construction, such as
+    the skills kind's base-lineage offsets) has an r-hat and ESS of NaN in every
+    element; it says nothing about mixing and is dropped. A variable with some NaN
+    elements (fixed anchor loadings beside free ones) is kept, and infinite values (a
+    chain that never moves while the others do) are kept so that they fail the checks.
+    """
+    ds = as_dataset(result)
+    return ds[[name for name, v in ds.data_vars.items()
+               if v.size and not np.isnan(np.asarray(v.values, dtype=float)).all()]]
 
 
 def extreme_element(ds, pick) -> tuple[float, str]:

@@ -137,7 +137,8 @@ def test_small_backtest_end_to_end(tmp_path):
         preds.columns)
 
 
-def test_fold_diagnostics_name_the_worst_elements():
+def _offset_chain_tree():
+    """Four chains in which one chain of ``b[y]`` sits elsewhere; ``fixed`` never moves."""
     import xarray as xr
 
     rng = np.random.default_rng(0)
@@ -151,11 +152,24 @@ def test_fold_diagnostics_name_the_worst_elements():
     diverging = np.zeros((4, 300), dtype=bool)
     diverging[2, :3] = True
     stats = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
-    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
-    diag = evaluate.fold_diagnostics(tree)
+    return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+
+def test_fold_diagnostics_name_the_worst_elements():
+    diag = evaluate.fold_diagnostics(_offset_chain_tree())
     assert diag["worst_r_hat"] == "b[y]" and diag["max_r_hat"] > 1.3
     assert diag["worst_ess_bulk"] == "b[y]" and diag["min_ess_bulk"] < 100
     assert diag["divergences"] == 3
+
+
+def test_fit_diagnostics_skip_never_varying_variables_like_the_folds():
+    from bayescale.sample import compute_diagnostics
+
+    diag = compute_diagnostics(_offset_chain_tree(), sampler="mock", wall_seconds=0.0, tune=0)
+    # the constant variable has NaN r-hat everywhere and must not win the maximum
+    assert np.isfinite(diag.max_r_hat) and diag.max_r_hat > 1.3
+    assert diag.worst["r_hat"] == "b[y]" and diag.worst["ess_bulk"] == "b[y]"
+    assert diag.divergences == 3 and not diag.passed
 
 
 def test_cli_backtest_user_errors(tmp_path, capsys):

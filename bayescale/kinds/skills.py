@@ -446,7 +446,7 @@ def censored_beta_logp_pt(value, mu, phi, bench, clip: float):
     ``phi`` is the precision of each benchmark and ``bench`` the benchmark index of
     each cell: ``log Gamma(phi)`` is computed once per benchmark rather than per cell
     (with its gradient, 7% of the full fit's log-density time). The log CDF
-    (:func:`_log_beta_cdf_pt`, a quadrature) is evaluated only at the censored cells,
+    (:func:`_log_beta_cdf_pt`, a series) is evaluated only at the censored cells,
     found from ``value`` inside the graph, so swapping the observed data (simulation
     refits) re-selects them and the cost stays near that of a plain Beta when few cells
     are censored. There are no parameter checks: ``mu`` lies between the chance floor and
@@ -468,39 +468,51 @@ def censored_beta_logp_pt(value, mu, phi, bench, clip: float):
     return pt.set_subtensor(ll[high], _log_beta_cdf_pt(clip, b[high], a[high]))
 
 
-#: Gauss-Legendre rule of :func:`_log_beta_cdf_pt` on [0, 1] (32 nodes)
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(32)
-_GL_NODES, _GL_WEIGHTS = (_GL_NODES + 1) / 2, _GL_WEIGHTS / 2
+#: Largest second Beta parameter (precision times one minus the mean) for which
+#: :func:`_log_beta_cdf_pt` sums enough terms (the precision prior's 99.9% quantile is 3600)
+_SERIES_MAX_B = 5000.0
 
 
-def _log_beta_cdf_pt(x: float, a, b):
+def series_terms(x: float, max_b: float = _SERIES_MAX_B) -> int:
+    """Terms :func:`_log_beta_cdf_pt` sums at ``x`` to be exact for ``a + b <= max_b``.
+
+    The terms behave like Poisson(``lam``) probabilities times ``e^lam``, ``lam = (a + b)
+    x``; summing ``lam + 7 sqrt(lam) + 4`` of them leaves a relative tail below 1e-10
+    (64 at ``x = 0.005``).
+    """
+    lam = max_b * x
+    return max(16, int(np.ceil(lam + 7.0 * np.sqrt(lam))) + 4)
+
+
+def _log_beta_cdf_pt(x: float, a, b, terms: int | None = None):
     """``log P(Y <= x)`` for ``Y ~ Beta(a, b)`` and a small fixed ``x`` (PyTensor).
 
-    With ``y = x v^(m/a)`` and ``m = a + 2``::
+    The regularised incomplete beta function as a hypergeometric series::
 
-        I_x(a, b) = x^a / (a B(a, b)) * J,   J = int_0^1 m v^(m-1) (1 - x v^(m/a))^(b-1) dv
+        I_x(a, b) = x^a (1 - x)^b / (a B(a, b)) * S,
+        S = sum_n t_n,  t_0 = 1,  t_(n+1) = t_n (a + b + n) x / (a + 1 + n)
 
-    whose integrand is bounded and, with ``m - 1 >= 1``, smooth enough at 0 for a
-    32-node Gauss-Legendre rule on ``[0, v_max]`` (``v_max`` where the integrand has
-    fallen by ``e^-40``). The leading factor is kept in logs, so the result neither
-    underflows in the far tail nor has NaN gradients. Against ``scipy.stats.beta.logcdf``
-    at ``x = 0.005`` on a grid of a in [0.02, 50], b in [0.5, 5000]: median absolute
-    error 2e-10, 99th percentile 9e-7, worst 5e-5. PyTensor's ``betainc`` is exact, but
-    its gradient (a per-element series) made a refit with ~50 censored cells twice as
-    slow; this rule costs about a third of that.
+    Every term is positive (no cancellation), and the ratio of successive terms tends to
+    ``x``, so at ``x = 0.005`` the terms peak near ``n = (a + b) x`` and then fall
+    geometrically; :func:`series_terms` sums enough of them for ``b`` up to 5000.
+    The leading factor is kept in logs, so the result neither underflows in the far tail
+    nor has NaN gradients, and the terms are a cumulative product of ratios (no special
+    function per term). Against ``scipy.stats.beta.logcdf`` at ``x = 0.005`` on a grid of
+    a in [0.02, 50], b in [0.5, 5000]: worst absolute error 8e-11, and the gradients
+    agree with scipy's finite differences to 1e-8 (relative). A 32-node Gauss-Legendre
+    rule used before had a worst error of 5e-5, a 2% error in the gradient with respect
+    to ``a`` where ``a`` is small and ``b`` large, and cost about 40% more. PyTensor's
+    ``betainc`` is exact, but its gradient (a per-element series) made a refit with ~50
+    censored cells twice as slow.
     """
     import pytensor.tensor as pt
 
-    m = a + 2.0
-    q = m / a
-    # log v = log v_max + log t: one logarithm per cell, two exponentials per node
-    log_v_max = pt.minimum(0.0, (np.log(40.0 / x) - pt.log(pt.maximum(b - 1.0, 1e-9))) / q)
-    log_v = log_v_max[:, None] + np.log(_GL_NODES)[None, :]
-    integrand = pt.exp((m - 1.0)[:, None] * log_v + (b - 1.0)[:, None]
-                       * pt.log1p(-x * pt.exp(q[:, None] * log_v)))
-    j = m * pt.exp(log_v_max) * pt.sum(integrand * _GL_WEIGHTS[None, :], axis=1)
+    n = np.arange((terms or series_terms(x)) - 1, dtype=float)[None, :]
+    ratios = (a + b)[:, None] + n
+    ratios = ratios * x / ((a + 1.0)[:, None] + n)
+    total = 1.0 + pt.sum(pt.cumprod(ratios, axis=1), axis=1)
     log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
-    return a * np.log(x) - pt.log(a) - log_beta + pt.log(j)
+    return a * np.log(x) + b * np.log1p(-x) - pt.log(a) - log_beta + pt.log(total)
 
 
 # ---------------------------------------------------------------------- the kind
