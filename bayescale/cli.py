@@ -343,6 +343,9 @@ def _cmd_backtest(args) -> int:
     name, fold = max(m["folds"].items(), key=lambda item: item[1]["max_r_hat"])
     print(f"worst fold r-hat {m['max_r_hat']:.3f} (fold {name}, {fold['worst_r_hat']}), "
           f"min ESS {m['min_ess_bulk']:.0f}, {m['divergences']} divergences")
+    if m["folds_resampled"]:
+        print(f"{m['folds_resampled']} fold(s) sampled again after a chain got stuck "
+              "(metrics.json folds.*.resampled_stuck_chains)")
     print(f"wrote {args.out}/: predictions.csv, metrics.json")
     return 0
 

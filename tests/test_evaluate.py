@@ -162,6 +162,18 @@ def test_fold_diagnostics_name_the_worst_elements():
     assert diag["divergences"] == 3
 
 
+def test_a_chain_diverging_on_most_draws_is_stuck():
+    import xarray as xr
+
+    diverging = np.zeros((4, 100), dtype=bool)
+    diverging[1, :51] = True   # just over half: stuck
+    diverging[3, :50] = True   # exactly half: not stuck
+    diverging[0, ::10] = True  # scattered divergences: not stuck
+    stats = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
+    tree = xr.DataTree.from_dict({"sample_stats": stats})
+    assert evaluate.stuck_chains(tree) == [1]
+
+
 def test_fit_diagnostics_skip_never_varying_variables_like_the_folds():
     from bayescale.sample import compute_diagnostics
 
