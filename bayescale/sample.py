@@ -395,8 +395,8 @@ def varying(result):
     A variable whose draws never change (a Deterministic fixed by construction, such as
     the skills kind's base-lineage offsets) has an r-hat and ESS of NaN in every
     element; it says nothing about mixing and is dropped. A variable with some NaN
-    elements (fixed anchor loadings beside free ones) is kept, and infinite values (a
-    chain that never moves while the others do) are kept so that they fail the checks.
+    elements (fixed anchor loadings beside free ones) is kept, and so are infinite values
+    (chains that each stand still, at different values), so that they fail the checks.
     """
     ds = as_dataset(result)
     return ds[[name for name, v in ds.data_vars.items()

@@ -493,7 +493,7 @@ def _log_beta_cdf_pt(x: float, a, b, terms: int | None = None):
         S = sum_n t_n,  t_0 = 1,  t_(n+1) = t_n (a + b + n) x / (a + 1 + n)
 
     Every term is positive (no cancellation), and the ratio of successive terms tends to
-    ``x``, so at ``x = 0.005`` the terms peak near ``n = (a + b) x`` and then fall
+    ``x``, so at ``x = 0.005`` the terms peak near ``n = (a + b) x - a - 1`` and then fall
     geometrically; :func:`series_terms` sums enough of them for ``b`` up to 5000.
     The leading factor is kept in logs, so the result neither underflows in the far tail
     nor has NaN gradients, and the terms are a cumulative product of ratios (no special
