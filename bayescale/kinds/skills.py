@@ -468,8 +468,8 @@ def censored_beta_logp_pt(value, mu, phi, bench, clip: float):
     return pt.set_subtensor(ll[high], _log_beta_cdf_pt(clip, b[high], a[high]))
 
 
-#: Largest second Beta parameter (precision times one minus the mean) for which
-#: :func:`_log_beta_cdf_pt` sums enough terms (the precision prior's 99.9% quantile is 3600)
+#: Largest ``a + b`` (the cell's Beta precision) for which :func:`_log_beta_cdf_pt` sums
+#: enough terms (the precision prior's 99.9% quantile is 3600)
 _SERIES_MAX_B = 5000.0
 
 
@@ -484,7 +484,7 @@ def series_terms(x: float, max_b: float = _SERIES_MAX_B) -> int:
     return max(16, int(np.ceil(lam + 7.0 * np.sqrt(lam))) + 4)
 
 
-def _log_beta_cdf_pt(x: float, a, b, terms: int | None = None):
+def _log_beta_cdf_pt(x: float, a, b):
     """``log P(Y <= x)`` for ``Y ~ Beta(a, b)`` and a small fixed ``x`` (PyTensor).
 
     The regularised incomplete beta function as a hypergeometric series::
@@ -507,7 +507,7 @@ def _log_beta_cdf_pt(x: float, a, b, terms: int | None = None):
     """
     import pytensor.tensor as pt
 
-    n = np.arange((terms or series_terms(x)) - 1, dtype=float)[None, :]
+    n = np.arange(series_terms(x) - 1, dtype=float)[None, :]
     ratios = (a + b)[:, None] + n
     ratios = ratios * x / ((a + 1.0)[:, None] + n)
     total = 1.0 + pt.sum(pt.cumprod(ratios, axis=1), axis=1)
