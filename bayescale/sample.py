@@ -255,11 +255,7 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
                 seed: int, progressbar: bool, initvals: dict | None,
                 adaptation: str, start: Callable[..., np.ndarray] | None = None
                 ) -> xr.DataTree:
-    """Sample with nutpie in the background so that Ctrl-C and SIGTERM abort the chains.
-
-    nutpie's blocking call keeps sampling through a KeyboardInterrupt and returns the
-    draws so far; a fit must instead stop and leave nothing behind.
-    """
+    """Sample with nutpie (:func:`sample_nutpie`) from the start ``start`` chooses."""
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
@@ -280,21 +276,42 @@ def _run_nutpie(model: pm.Model, *, draws: int, tune: int, chains: int, target_a
         compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(
             compiled.initial_point_func(seed), seed))
     clock = time.perf_counter()
-    background = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                               target_accept=target_accept, adaptation=adaptation,
-                               progress_bar=progressbar, blocking=False, save_warmup=False)
-    try:
-        while not _finished(background):
-            raise_if_interrupted()
-            time.sleep(0.05)
-    except BaseException:
-        background.cancel()
-        raise
-    tree = background.wait()
+    tree = sample_nutpie(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                         target_accept=target_accept, adaptation=adaptation,
+                         progress_bar=progressbar, save_warmup=False)
     patch_nutpie_idata(tree, model, sampling_time=time.perf_counter() - clock)
     tree["posterior"].attrs["compile_time"] = compile_seconds
     tree["posterior"].attrs["start_time"] = start_seconds
     return tree
+
+
+def sample_nutpie(compiled, **settings) -> xr.DataTree:
+    """``nutpie.sample(compiled, **settings)``, run in the background until every chain ends.
+
+    nutpie's blocking call keeps sampling through a KeyboardInterrupt and returns the
+    draws so far, where a fit must stop and leave nothing behind: here Ctrl-C and
+    SIGTERM (:func:`bayescale.interrupts.raise_if_interrupted`) cancel the chains. And
+    when one chain fails (its initial point is not finite), the blocking call raises at
+    once while the other chains' threads run on; a process that then exits crashes
+    (a segmentation fault in those threads, exit status 139, after the error message).
+    Here the error is raised only once every chain has stopped.
+
+    Raises
+    ------
+    RuntimeError
+        nutpie's error when a chain failed.
+    """
+    import nutpie
+
+    background = nutpie.sample(compiled, blocking=False, **settings)
+    try:
+        while not _finished(background):
+            raise_if_interrupted()
+            time.sleep(0.05)
+        return background.wait()
+    except BaseException:
+        background.cancel()
+        raise
 
 
 def small_jitter(point: np.ndarray, seed: int, scale: float = 0.05):

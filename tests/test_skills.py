@@ -538,6 +538,52 @@ def test_pilot_reports_a_failed_map_optimisation_not_nutpies_init_error():
         starter.pilot(nutpie.compile_pymc_model(model), chains=2, seed=0, tune=10, draws=10)
 
 
+def test_chain_optima_stop_ends_the_optimisations_in_progress():
+    """After a failed start, the pilot stops the other chains' optimisations (running in
+    nutpie's threads) before raising: a process exiting while they ran crashed."""
+    import threading
+    import time
+
+    import nutpie
+    import pymc as pm
+
+    with pm.Model() as model:
+        pm.Normal("x", mu=np.array([1.0, -2.0]), sigma=0.5)
+    starter = skills.MapStarter(model)
+    starter.use_compiled(nutpie.compile_pymc_model(model))
+    fast = starter._objective
+    running = threading.Event()
+
+    def slow(x):
+        running.set()
+        time.sleep(0.01)
+        return fast(x)
+
+    starter._objective = slow
+    init = starter.chain_optima(0)
+    outcome = []
+
+    def call():
+        try:
+            init(5)
+            outcome.append("returned")
+        except Exception as err:  # noqa: BLE001 - the test records what ended the call
+            outcome.append(type(err).__name__)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert running.wait(10)
+    clock = time.perf_counter()
+    init.stop(timeout=10)
+    assert time.perf_counter() - clock < 5
+    thread.join(5)
+    assert not thread.is_alive() and outcome == ["_Aborted"]
+    # a stopped start function makes no further progress: nutpie's next call fails at once
+    with pytest.raises(skills._Aborted):
+        init(6)
+    assert init.failures == []
+
+
 def test_six_skills_on_the_leaderboard_take_the_first_six_spec_anchors():
     from bayescale import datasets
 

@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import DataError, SpecError
-from bayescale.sample import separated_modes
+from bayescale.sample import sample_nutpie, separated_modes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -1126,12 +1127,20 @@ class MapStarter:
         return best
 
     def _best_optimum(self, *, seed: int | list[int], n_starts: int, maxiter: int,
-                      floor_scales: float) -> tuple[np.ndarray, list[float], list[bool]]:
+                      floor_scales: float, abort: threading.Event | None = None
+                      ) -> tuple[np.ndarray, list[float], list[bool]]:
         """:meth:`flat` without touching the instance: the best point, optima, collapsed.
 
-        Safe to call from several threads at once (nutpie's chain threads).
+        Safe to call from several threads at once (nutpie's chain threads). Once
+        ``abort`` is set, the next evaluation of the log posterior raises
+        :class:`_Aborted`.
         """
         from scipy.optimize import minimize
+
+        def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+            if abort is not None and abort.is_set():
+                raise _Aborted
+            return self._negative(x)
 
         rng = np.random.default_rng(seed)
         results = []
@@ -1143,7 +1152,7 @@ class MapStarter:
                 break
             x0 = self._base + rng.uniform(-1, 1, self._base.shape)
             try:
-                res = minimize(self._negative, x0, jac=True, method="L-BFGS-B",
+                res = minimize(negative, x0, jac=True, method="L-BFGS-B",
                                options={"maxiter": maxiter, "maxfun": 2 * maxiter})
             except (FloatingPointError, ValueError):
                 continue
@@ -1165,7 +1174,7 @@ class MapStarter:
                 [collapsed for collapsed, _, _ in ranked])
 
     def chain_optima(self, seed: int, *, failures: list | None = None,
-                     jitter: float = 0.05) -> Callable[..., np.ndarray]:
+                     jitter: float = 0.05) -> ChainOptima:
         """Initial-point function for nutpie: each chain starts at its own MAP optimum.
 
         nutpie asks for the chains' starts from its sampling threads, in an order that
@@ -1175,22 +1184,9 @@ class MapStarter:
         so every chain's start, and the run, do not depend on which thread asks first.
         Call :meth:`use_compiled` first. The errors of failed optimisations
         (``DataError``) are appended to ``failures``: nutpie reports only that
-        initialisation failed.
+        initialisation failed. See :class:`ChainOptima`.
         """
-
-        def init(chain_seed=None) -> np.ndarray:
-            seeds = [seed, chain_seed or 0]
-            try:
-                best, _, _ = self._best_optimum(seed=seeds, n_starts=1, maxiter=1000,
-                                                floor_scales=0.05)
-            except DataError as err:
-                if failures is not None:
-                    failures.append(err)
-                raise
-            return best + np.random.default_rng([*seeds, 1]).uniform(-jitter, jitter,
-                                                                      best.size)
-
-        return init
+        return ChainOptima(self, seed, failures if failures is not None else [], jitter)
 
     def pilot(self, compiled, *, chains: int, seed: int, tune: int = 150, draws: int = 50,
               target_accept: float = 0.9, adaptation: str = "diag",
@@ -1230,21 +1226,22 @@ class MapStarter:
         import dataclasses
         import os
 
-        import nutpie
-
         self.use_compiled(compiled)
-        failures: list[DataError] = []
-        init = self.chain_optima(seed, failures=failures)
+        init = self.chain_optima(seed)
         try:
-            tree = nutpie.sample(dataclasses.replace(compiled, initial_point_func=init),
+            tree = sample_nutpie(dataclasses.replace(compiled, initial_point_func=init),
                                  draws=draws, tune=tune, chains=chains, seed=seed,
                                  cores=cores or min(chains, os.cpu_count() or 1),
                                  progress_bar=False, target_accept=target_accept,
                                  adaptation=adaptation, store_unconstrained=True,
                                  maxdepth=self.pilot_maxdepth)
         except RuntimeError:
-            if failures:
-                raise failures[0] from None
+            # nutpie raises when one chain's start failed, while other chains' threads
+            # may still be optimising: stop those before the error leaves (a process
+            # that exits while they run crashes, exit status 139)
+            init.stop()
+            if init.failures:
+                raise init.failures[0] from None
             raise
         stats = tree["sample_stats"].dataset
         logp = stats["logp"].mean("draw").to_numpy()
@@ -1280,6 +1277,59 @@ class MapStarter:
                 val = transform.backward(pt.as_tensor_variable(val), *rv.owner.inputs).eval()
             out[rv.name] = np.asarray(val, float)
         return out
+
+
+class _Aborted(Exception):
+    """A MAP optimisation stopped by :meth:`ChainOptima.stop`."""
+
+
+class ChainOptima:
+    """nutpie's initial-point function of :meth:`MapStarter.chain_optima`.
+
+    Called from nutpie's sampling threads with each chain's seed; returns that chain's
+    MAP optimum plus a small jitter. It counts the calls in progress, so that
+    :meth:`stop` can end them: when one chain's start fails, nutpie raises in the main
+    thread at once while other threads may still be optimising, in Python, and a
+    process that exits meanwhile crashes in those threads.
+
+    Attributes
+    ----------
+    failures : list of DataError
+        Errors of the optimisations that reached no finite log posterior.
+    """
+
+    def __init__(self, starter: MapStarter, seed: int, failures: list, jitter: float):
+        self.starter = starter
+        self.seed = seed
+        self.failures = failures
+        self.jitter = jitter
+        self._abort = threading.Event()
+        self._idle = threading.Condition()
+        self._running = 0
+
+    def __call__(self, chain_seed: int | None = None) -> np.ndarray:
+        """Start of the chain whose seed is ``chain_seed``."""
+        seeds = [self.seed, chain_seed or 0]
+        with self._idle:
+            self._running += 1
+        try:
+            best, _, _ = self.starter._best_optimum(seed=seeds, n_starts=1, maxiter=1000,
+                                                    floor_scales=0.05, abort=self._abort)
+        except DataError as err:
+            self.failures.append(err)
+            raise
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+        return best + np.random.default_rng([*seeds, 1]).uniform(-self.jitter, self.jitter,
+                                                                  best.size)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Abort the optimisations in progress and wait until none runs."""
+        self._abort.set()
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout=timeout)
 
 
 def map_start(model: pm.Model, *, n_starts: int = 4, seed: int = 0, maxiter: int = 3000,
