@@ -62,6 +62,7 @@ from bayescale.sample import (
     exact_numba,
     extreme_element,
     quiet_constant_draws,
+    sample_nutpie,
     separated_modes,
     small_jitter,
     varying,
@@ -256,8 +257,6 @@ class BacktestEngine:
         adaptation. ``cores`` is nutpie's number of sampling threads (default: one per
         chain, at most the machine's cores); it does not change the draws.
         """
-        import nutpie
-
         if target_accept is None:
             target_accept = float(self.spec.sampler["target_accept"])
         adaptation = str(self.spec.sampler["adaptation"])
@@ -272,7 +271,7 @@ class BacktestEngine:
             raise RuntimeError("start point does not match the compiled model")
         compiled = dataclasses.replace(with_mask,
                                        initial_point_func=small_jitter(flat, seed))
-        tree = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
+        tree = sample_nutpie(compiled, draws=draws, tune=tune, chains=chains,
                              cores=threads, seed=seed,
                              progress_bar=False, target_accept=target_accept,
                              adaptation=adaptation)

@@ -24,7 +24,13 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from bayescale.kinds import get_kind
-from bayescale.sample import Diagnostics, compute_diagnostics, exact_numba, small_jitter
+from bayescale.sample import (
+    Diagnostics,
+    compute_diagnostics,
+    exact_numba,
+    sample_nutpie,
+    small_jitter,
+)
 from bayescale.spec import ModelSpec, load_spec
 
 
@@ -120,8 +126,6 @@ class Refitter:
         """Sample the posterior given ``observed``; return draws and diagnostics."""
         import time
 
-        import nutpie
-
         start = time.perf_counter()
         compiled = self.compiled.with_data(**{self.kind.observed_data_name: observed})
         if self.starter is not None:
@@ -130,7 +134,7 @@ class Refitter:
                                       target_accept=self.settings["target_accept"],
                                       adaptation=self.settings["adaptation"])
             compiled = dataclasses.replace(compiled, initial_point_func=small_jitter(flat, seed))
-        tree = nutpie.sample(compiled, draws=self.settings["draws"], tune=self.settings["tune"],
+        tree = sample_nutpie(compiled, draws=self.settings["draws"], tune=self.settings["tune"],
                              chains=self.settings["chains"], seed=seed, progress_bar=False,
                              target_accept=self.settings["target_accept"],
                              adaptation=self.settings["adaptation"])
