@@ -554,9 +554,9 @@ def test_chain_optima_stop_ends_the_optimisations_in_progress():
     fast = starter._objective
     running = threading.Event()
 
-    def slow(x):
+    def slow(x):  # each evaluation takes 50 ms: the optimisation outlasts the stop call
         running.set()
-        time.sleep(0.01)
+        time.sleep(0.05)
         return fast(x)
 
     starter._objective = slow
