@@ -1173,8 +1173,7 @@ class MapStarter:
         return (best, [-float(r.fun) for _, _, r in ranked],
                 [collapsed for collapsed, _, _ in ranked])
 
-    def chain_optima(self, seed: int, *, failures: list | None = None,
-                     jitter: float = 0.05) -> ChainOptima:
+    def chain_optima(self, seed: int, *, jitter: float = 0.05) -> ChainOptima:
         """Initial-point function for nutpie: each chain starts at its own MAP optimum.
 
         nutpie asks for the chains' starts from its sampling threads, in an order that
@@ -1183,10 +1182,10 @@ class MapStarter:
         ``U(-jitter, jitter)`` added to its optimum are seeded by that seed and ``seed``,
         so every chain's start, and the run, do not depend on which thread asks first.
         Call :meth:`use_compiled` first. The errors of failed optimisations
-        (``DataError``) are appended to ``failures``: nutpie reports only that
-        initialisation failed. See :class:`ChainOptima`.
+        (``DataError``) are kept in the returned function's ``failures``: nutpie reports
+        only that initialisation failed. See :class:`ChainOptima`.
         """
-        return ChainOptima(self, seed, failures if failures is not None else [], jitter)
+        return ChainOptima(self, seed, jitter)
 
     def pilot(self, compiled, *, chains: int, seed: int, tune: int = 150, draws: int = 50,
               target_accept: float = 0.9, adaptation: str = "diag",
@@ -1223,7 +1222,6 @@ class MapStarter:
         ndarray
             Flat start on the unconstrained scale (nutpie's order).
         """
-        import dataclasses
         import os
 
         self.use_compiled(compiled)
@@ -1236,13 +1234,14 @@ class MapStarter:
                                  adaptation=adaptation, store_unconstrained=True,
                                  maxdepth=self.pilot_maxdepth)
         except RuntimeError:
-            # nutpie raises when one chain's start failed, while other chains' threads
-            # may still be optimising: stop those before the error leaves (a process
-            # that exits while they run crashes, exit status 139)
-            init.stop()
             if init.failures:
                 raise init.failures[0] from None
             raise
+        finally:
+            # nutpie raises (and an interrupt arrives) while other chains' threads may
+            # still be optimising their starts: stop those before anything leaves (a
+            # process that exits while they run crashes, exit status 139)
+            init.stop()
         stats = tree["sample_stats"].dataset
         logp = stats["logp"].mean("draw").to_numpy()
         self.pilot_logp = [float(v) for v in logp]
@@ -1298,10 +1297,10 @@ class ChainOptima:
         Errors of the optimisations that reached no finite log posterior.
     """
 
-    def __init__(self, starter: MapStarter, seed: int, failures: list, jitter: float):
+    def __init__(self, starter: MapStarter, seed: int, jitter: float):
         self.starter = starter
         self.seed = seed
-        self.failures = failures
+        self.failures: list[DataError] = []
         self.jitter = jitter
         self._abort = threading.Event()
         self._idle = threading.Condition()
