@@ -273,30 +273,6 @@ def test_censored_beta_likelihood_at_the_clip_matches_scipy_in_numpy_and_pytenso
                        skills.beta_logp(inner, mu[:2], phi[:2]))
 
 
-@pytest.mark.parametrize("clip", [0.005, 0.02])
-def test_censored_log_cdf_and_its_gradient_match_scipy_over_the_parameter_range(clip):
-    import pytensor
-    import pytensor.tensor as pt
-    from scipy import stats
-
-    # a from tiny means to saturated ones, b up to the series' stated limit of 5000
-    a, b = (g.ravel() for g in np.meshgrid(np.geomspace(0.02, 50, 25),
-                                           np.geomspace(0.5, 5000, 25)))
-    av, bv = pt.dvector(), pt.dvector()
-    out = skills._log_beta_cdf_pt(clip, av, bv)
-    fn = pytensor.function([av, bv], [out, *pytensor.grad(out.sum(), [av, bv])])
-    value, grad_a, grad_b = fn(a, b)
-    assert np.max(np.abs(value - stats.beta.logcdf(clip, a, b))) < 1e-8
-    # central differences of scipy's log CDF (relative steps)
-    h = 1e-6
-    fd_a = (stats.beta.logcdf(clip, a * (1 + h), b)
-            - stats.beta.logcdf(clip, a * (1 - h), b)) / (2 * h * a)
-    fd_b = (stats.beta.logcdf(clip, a, b * (1 + h))
-            - stats.beta.logcdf(clip, a, b * (1 - h))) / (2 * h * b)
-    assert np.max(np.abs(grad_a - fd_a) / (1 + np.abs(fd_a))) < 1e-5
-    assert np.max(np.abs(grad_b - fd_b) / (1 + np.abs(fd_b))) < 1e-5
-
-
 def test_simulated_scores_are_censored_like_the_stored_ones():
     """Prior predictive scores below the clip are set to it: the likelihood's censoring."""
     import pymc as pm
