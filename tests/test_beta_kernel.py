@@ -95,3 +95,15 @@ def test_op_refuses_second_derivatives_and_non_vectors():
         pytensor.grad(pt.sum(grad_a), av)
     with pytest.raises(TypeError, match="vectors"):
         beta_kernel.BetaCellLogp(0.005)(pt.dmatrix(), av, bv)
+
+
+def test_skills_spec_refuses_numpyro_with_the_beta_likelihood():
+    from bayescale.errors import SpecError
+    from bayescale.spec import load_spec
+
+    spec = load_spec("skills")
+    with pytest.raises(SpecError, match="no JAX version"):
+        spec.with_overrides(sampler={"backend": "numpyro"})
+    # the binomial likelihood is PyMC's own distribution and keeps every sampler
+    spec.with_overrides(likelihood={"distribution": "binomial"},
+                        sampler={"backend": "numpyro"})

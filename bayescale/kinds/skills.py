@@ -514,6 +514,11 @@ class SkillsKind:
         if spec.likelihood.get("distribution", "beta") not in LIKELIHOODS:
             raise SpecError(f"{where}: [likelihood] distribution must be one of "
                             f"{', '.join(LIKELIHOODS)}")
+        if (spec.likelihood.get("distribution", "beta") == "beta"
+                and spec.sampler.get("backend") == "numpyro"):
+            raise SpecError(f"{where}: the skills kind's Beta likelihood is a compiled numba "
+                            f"kernel (bayescale.kinds.beta_kernel) with no JAX version: use "
+                            f"the sampler 'nutpie' or 'pymc', not 'numpyro'")
         need = required_priors(spec)
         missing = need - set(spec.priors)
         if missing:
