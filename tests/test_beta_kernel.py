@@ -21,6 +21,15 @@ def test_log_gamma_and_digamma_match_scipy_from_tiny_to_huge_arguments():
     assert np.isnan(beta_kernel.lgamma_digamma(-1.5)[0])
 
 
+def test_non_finite_shapes_give_a_non_finite_log_likelihood():
+    clip = 0.005
+    value = np.array([clip, 1 - clip, 0.3])
+    for bad in (np.nan, np.inf):
+        logp, grad_a, _ = beta_kernel.beta_cell_logp(value, np.full(3, bad), np.full(3, 2.0),
+                                                     clip)
+        assert not np.isfinite(logp).any()
+
+
 def _cells(clip, rng):
     """Cells over the parameter range: tiny to saturated means, precisions up to 20000."""
     a, b = (g.ravel() for g in np.meshgrid(np.geomspace(0.02, 500, 21),
