@@ -286,7 +286,8 @@ class BacktestEngine:
         theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
                                         des.models["instruct"].to_numpy(float), np)
         mu = skills.posterior_cell_mean(post, theta, des.chance, des.cell_model[cells],
-                                        des.cell_bench[cells])
+                                        des.cell_bench[cells],
+                                        des.models["instruct"].to_numpy(float))
         rng = np.random.default_rng(seed)
         y = skills.draw_scores(self.spec, post, mu, des.cell_bench[cells], rng)
         return mu, y
@@ -807,7 +808,8 @@ def pointwise_log_lik(posterior):
     p = posterior_parameters(post)
     theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
                                     des.models["instruct"].to_numpy(float), np)
-    mu = skills.posterior_cell_mean(post, theta, des.chance, des.cell_model, des.cell_bench)
+    mu = skills.posterior_cell_mean(post, theta, des.chance, des.cell_model, des.cell_bench,
+                                    des.models["instruct"].to_numpy(float))
     phi = skills._stack(post, "phi")[:, des.cell_bench]
     cell_ll = skills.censored_beta_logp(des.y[None, :], mu, phi, skills._options(spec)["clip"])
     n_models = len(des.models)

@@ -399,7 +399,7 @@ def in_sample_predictive(posterior, *, seed: int | None = None, max_draws: int =
         theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
                                         des.models["instruct"].to_numpy(float), np)
         mu = skills.posterior_cell_mean(post, theta, des.chance, des.cell_model,
-                                        des.cell_bench)
+                                        des.cell_bench, des.models["instruct"].to_numpy(float))
         rng = np.random.default_rng(seed)
         y = skills.draw_scores(posterior.spec, post, mu, des.cell_bench, rng)
         return des.y, y

@@ -156,10 +156,12 @@ def test_design_counts_observed_cells_and_standardises():
     assert len(des.subfamilies) == 12
 
 
-@pytest.mark.parametrize("ceiling", [False, True])
-def test_numpy_and_pytensor_means_agree(ceiling):
+@pytest.mark.parametrize(("ceiling", "instruct_benchmark"),
+                         [(False, False), (True, False), (True, True)])
+def test_numpy_and_pytensor_means_agree(ceiling, instruct_benchmark):
     table = simulated_table()
-    spec = small_spec(family_slope=True, ceiling=ceiling)
+    spec = small_spec(family_slope=True, ceiling=ceiling,
+                      instruct_benchmark=instruct_benchmark)
     model = skills.KIND.build(spec, table)
     des = skills.make_design(spec, table)
     rng = np.random.default_rng(3)
@@ -167,6 +169,8 @@ def test_numpy_and_pytensor_means_agree(ceiling):
     names = ["loadings", "B", "a_family", "sub_offset", "slope_offset", "delta", "intercept"]
     if ceiling:
         names.append("ceiling")
+    if instruct_benchmark:
+        names.append("instruct_excess")
     outs = model.replace_rvs_by_values([model[name] for name in names])
     cell_loglik = model.logp(vars=[model["score"]], sum=False)[0]
     f = model.compile_fn([cell_loglik, *outs], inputs=model.value_vars,
@@ -175,11 +179,21 @@ def test_numpy_and_pytensor_means_agree(ceiling):
     phi = np.exp(point["phi_log__"])[des.cell_bench]
     p = {"B": B[None], "a_family": a[None], "sub_offset": sub[None],
          "slope_offset": slope[None], "delta": delta[None]}
-    theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx,
-                                    des.models["instruct"].to_numpy(float), np)
+    instruct = des.models["instruct"].to_numpy(float)
+    theta = skills.linear_predictor(p, des.x, des.family_idx, des.sub_idx, instruct, np)
     top = rest[0][None] if ceiling else None
+    excess = rest[-1][None] if instruct_benchmark else None
     mu = skills.cell_mean(theta, lam[None], b[None], des.chance, des.cell_model,
-                          des.cell_bench, np, ceiling=top)[0]
+                          des.cell_bench, np, ceiling=top, instruct=instruct,
+                          instruct_excess=excess)[0]
+    if instruct_benchmark:
+        # the anchors' instruct shift is delta's: their own excess is fixed at 0, the
+        # free benchmarks' is free
+        anchor_rows = [des.benchmarks.index(a) for a in des.anchors]
+        free_rows = [j for j in range(len(des.benchmarks)) if j not in anchor_rows]
+        assert np.all(rest[-1][anchor_rows] == 0)
+        assert np.all(rest[-1][free_rows] != 0)
+        assert 0 < instruct.sum() < len(instruct)
     # the fit model's per-cell log likelihood is the censored Beta at these means
     expected = skills.censored_beta_logp(des.y, mu, phi, 0.005)
     assert np.allclose(loglik, expected, rtol=1e-6)
@@ -189,6 +203,15 @@ def test_numpy_and_pytensor_means_agree(ceiling):
         frac = 1 / (1 + np.exp(-point["ceiling_frac_logodds__"]))
         assert np.allclose(rest[0], des.chance + (1 - des.chance) * frac)
         assert np.all(mu <= rest[0][des.cell_bench]) and np.all(rest[0] < 1)
+
+
+def test_instruct_benchmark_needs_the_skills_instruct_shift():
+    from bayescale.spec import parse_spec
+
+    raw = dict(load_spec("skills").raw)
+    raw["skills"] = dict(raw["skills"], instruct=False, instruct_benchmark=True)
+    with pytest.raises(SpecError, match="instruct_benchmark = true needs instruct = true"):
+        parse_spec(raw)
 
 
 def test_ceiling_prior_must_be_a_beta_and_the_switch_a_bool():

@@ -32,6 +32,10 @@ For model ``i`` of family ``f(i)`` and sub-family ``s(i)`` the d-vector of skill
   one model are correlated across benchmarks, as they are in the data);
 * ``delta``: shift of instruction-tuned models.
 
+With ``skills.instruct_benchmark``, each benchmark that is not an anchor also has its
+own shift of instruction-tuned models, ``g_j`` (``instruct_excess``), added to its logit
+(an anchor's instruct shift is ``delta`` itself, so its ``g`` is 0).
+
 An unseen family draws ``a ~ N(0, diag(sigma) R diag(sigma))`` (``R = I`` without the
 correlation) and ``u ~ N(0, 1)``: the
 marginal of one element of the zero-sum vectors is narrower by ``sqrt(1 - 1/F)``
@@ -39,7 +43,7 @@ marginal of one element of the zero-sum vectors is narrower by ``sqrt(1 - 1/F)``
 
 Benchmark ``j`` maps skills to accuracy above its chance floor ``c_j``:
 
-    mu_ij = c_j + (u_j - c_j) * sigmoid(lambda_j' theta_i + b_j)
+    mu_ij = c_j + (u_j - c_j) * sigmoid(lambda_j' theta_i + b_j [+ g_j instruct_i])
 
 with upper asymptote ``u_j = 1``, or, with ``skills.ceiling``, a learned ceiling
 ``u_j = c_j + (1 - c_j) f_j``, ``f_j ~ Beta`` (label noise, ambiguous items and strict
@@ -117,11 +121,11 @@ DEFAULT_ANCHORS = ("MMLU", "BBH", "HellaSwag", "TruthfulQA", "IFEval", "GSM8K", 
 #: (more skills than that leave too few free loadings to tie the skills together).
 MAX_SKILLS = 6
 _OPTIONAL_PRIORS = {"tau_sub", "tau_slope", "tau_model", "delta", "phi", "family_correlation",
-                    "ceiling"}
+                    "ceiling", "instruct_benchmark"}
 _SKILL_KEYS = {"d", "anchors", "family_slope", "model_effect", "subfamily", "instruct",
-               "clip", "family_correlation", "ceiling"}
-_SWITCHES = ("family_slope", "model_effect", "subfamily", "instruct", "family_correlation",
-             "ceiling")
+               "instruct_benchmark", "clip", "family_correlation", "ceiling"}
+_SWITCHES = ("family_slope", "model_effect", "subfamily", "instruct", "instruct_benchmark",
+             "family_correlation", "ceiling")
 _ALWAYS_PRIORS = {"B", "loading", "sigma_family", "intercept", "phi"}
 
 
@@ -135,6 +139,7 @@ def _options(spec: ModelSpec) -> dict[str, Any]:
         "model_effect": bool(sk.get("model_effect", True)),
         "subfamily": bool(sk.get("subfamily", True)),
         "instruct": bool(sk.get("instruct", True)),
+        "instruct_benchmark": bool(sk.get("instruct_benchmark", False)),
         # a correlation needs two skills: with d = 1 the switch has no effect
         "family_correlation": bool(sk.get("family_correlation", False)) and d > 1,
         "ceiling": bool(sk.get("ceiling", False)),
@@ -157,6 +162,8 @@ def required_priors(spec: ModelSpec) -> set[str]:
         need.add("tau_model")
     if opt["instruct"]:
         need.add("delta")
+    if opt["instruct_benchmark"]:
+        need.add("instruct_benchmark")
     if opt["family_correlation"]:
         need.add("family_correlation")
     if opt["ceiling"]:
@@ -380,21 +387,29 @@ def linear_predictor(p: dict[str, Any], x, family_idx, sub_idx, instruct, xp):
     return theta
 
 
-def cell_mean(theta, loadings, intercept, chance, cell_model, cell_bench, xp, ceiling=None):
-    """Mean accuracy of each cell: ``c + (u - c) * sigmoid(lambda' theta + b)``.
+def cell_mean(theta, loadings, intercept, chance, cell_model, cell_bench, xp, ceiling=None,
+              instruct=None, instruct_excess=None):
+    """Mean accuracy of each cell: ``c + (u - c) * sigmoid(lambda' theta + b + g i)``.
 
     ``u`` is the benchmark's upper asymptote ``ceiling`` (absolute accuracy, ``(...,
-    n_benchmarks)``), 1 when ``ceiling`` is None.
+    n_benchmarks)``), 1 when ``ceiling`` is None. ``g`` is the benchmark's own shift of
+    instruction-tuned models ``instruct_excess`` (``(..., n_benchmarks)``, 0 on the
+    anchors) and ``i`` the model's ``instruct`` flag (``(n_models,)``); both None when
+    the model has no such shift.
     """
     if xp is np:
         th = theta[..., cell_model, :]
         lam = loadings[..., cell_bench, :]
         eta = (th * lam).sum(-1) + intercept[..., cell_bench]
+        if instruct_excess is not None:
+            eta = eta + np.asarray(instruct, float)[cell_model] * instruct_excess[..., cell_bench]
     else:
         # every (model, benchmark) logit by one product, then one flat gather: cheaper to
         # differentiate than gathering a row of theta and of the loadings per cell
         n_bench = len(chance)
         eta_all = xp.dot(theta, loadings.T) + intercept[None, :]
+        if instruct_excess is not None:
+            eta_all = eta_all + np.asarray(instruct, float)[:, None] * instruct_excess[None, :]
         flat = np.asarray(cell_model) * n_bench + np.asarray(cell_bench)
         eta = eta_all.ravel()[flat]
     c = chance[cell_bench]
@@ -402,15 +417,18 @@ def cell_mean(theta, loadings, intercept, chance, cell_model, cell_bench, xp, ce
     return c + (top - c) * sigmoid(eta, xp)
 
 
-def posterior_cell_mean(post, theta, chance, cell_model, cell_bench):
+def posterior_cell_mean(post, theta, chance, cell_model, cell_bench, instruct):
     """:func:`cell_mean` with the benchmark parameters of posterior draws ``post`` (NumPy).
 
-    ``theta`` is ``(sample, n_models, d)`` from :func:`linear_predictor`; returns
+    ``theta`` is ``(sample, n_models, d)`` from :func:`linear_predictor` and
+    ``instruct`` the models' instruct flags ``(n_models,)``; returns
     ``(sample, n_cells)``.
     """
     ceiling = _stack(post, "ceiling") if "ceiling" in post else None
+    excess = _stack(post, "instruct_excess") if "instruct_excess" in post else None
     return cell_mean(theta, _stack(post, "loadings"), _stack(post, "intercept"), chance,
-                     cell_model, cell_bench, np, ceiling=ceiling)
+                     cell_model, cell_bench, np, ceiling=ceiling, instruct=instruct,
+                     instruct_excess=excess)
 
 
 def beta_logp(y, mu, phi):
@@ -498,6 +516,9 @@ class SkillsKind:
         for key in _SWITCHES:
             if key in spec.skills and not isinstance(spec.skills[key], bool):
                 raise SpecError(f"{where}: [skills] {key} must be true or false")
+        if spec.skills.get("instruct_benchmark") and not spec.skills.get("instruct", True):
+            raise SpecError(f"{where}: [skills] instruct_benchmark = true needs instruct = "
+                            f"true (the anchors' instruct shift is the skills' delta)")
         clip = spec.skills.get("clip", 0.005)
         if isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 < clip < 0.1:
             raise SpecError(f"{where}: [skills] clip must be a number in (0, 0.1)")
@@ -532,7 +553,7 @@ class SkillsKind:
             if pname in need and not spec.priors[pname].positive:
                 raise SpecError(f"{where}: prior '{pname}' must have positive support "
                                 f"(got {spec.priors[pname].describe()})")
-        for pname in ("B", "loading", "intercept", "delta"):
+        for pname in ("B", "loading", "intercept", "delta", "instruct_benchmark"):
             if pname in need and spec.priors[pname].positive:
                 raise SpecError(f"{where}: prior '{pname}' must have support on the whole "
                                 f"real line (got {spec.priors[pname].describe()})")
@@ -606,7 +627,9 @@ class SkillsKind:
                 "subfamily": des.subfamilies,
                 "derived_subfamily": des.derived,
                 "model": list(des.models["model"]), "benchmark": des.benchmarks,
-                "loading_free": labels, "cell": list(range(des.n_cells))}
+                "loading_free": labels,
+                "benchmark_free": [b for b in des.benchmarks if b not in des.anchors[:d]],
+                "cell": list(range(des.n_cells))}
 
     # ------------------------------------------------------------------ model
     def _parameters(self, spec: ModelSpec, des: Design) -> dict[str, Any]:
@@ -691,6 +714,16 @@ class SkillsKind:
         lam = pt.set_subtensor(lam[anchor_rows, np.arange(d)], 1.0)
         out["loadings"] = pm.Deterministic("loadings", lam, dims=("benchmark", "skill"))
         out["intercept"] = pri["intercept"].create("intercept", dims="benchmark")
+        free_rows = np.array([j for j in range(J) if j not in set(anchor_rows)], int)
+        if opt["instruct_benchmark"] and len(free_rows):
+            # a benchmark's own shift of instruction-tuned models beyond the skills' delta
+            # (IFEval's format instructions, TruthfulQA's answers that chat tuning
+            # changes); 0 on the anchors, whose instruct shift IS delta
+            excess = pri["instruct_benchmark"].create("instruct_excess_free",
+                                                      dims="benchmark_free")
+            out["instruct_excess"] = pm.Deterministic(
+                "instruct_excess", pt.set_subtensor(pt.zeros(J)[free_rows], excess),
+                dims="benchmark")
         if opt["ceiling"]:
             # upper asymptote u_j = c_j + (1 - c_j) f_j: the share f_j of the way from
             # chance to 1 that the benchmark's best models can reach (label noise,
@@ -708,7 +741,9 @@ class SkillsKind:
         theta = linear_predictor(p, des.x, des.family_idx, des.sub_idx,
                                  des.models["instruct"].to_numpy(float), pt)
         return cell_mean(theta, p["loadings"], p["intercept"], des.chance, des.cell_model,
-                         des.cell_bench, pt, ceiling=p.get("ceiling"))
+                         des.cell_bench, pt, ceiling=p.get("ceiling"),
+                         instruct=des.models["instruct"].to_numpy(float),
+                         instruct_excess=p.get("instruct_excess"))
 
     def build(self, spec: ModelSpec, table: pd.DataFrame) -> pm.Model:
         """Build the fit model: every observed cell of ``table`` enters the likelihood."""
@@ -795,6 +830,8 @@ class SkillsKind:
             names.append("phi")
         if opt["instruct"]:
             names.append("delta")
+        if opt["instruct_benchmark"]:
+            names.append("instruct_excess")
         for key, name in (("subfamily", "tau_sub"), ("family_slope", "tau_slope"),
                           ("model_effect", "tau_model")):
             if opt[key]:
@@ -947,7 +984,8 @@ def predict_mean(spec: ModelSpec, des: Design, post, rows: pd.DataFrame, *, seed
     theta = linear_predictor(p, x, fam_idx, sub_idx, new_models["instruct"].to_numpy(float),
                              np)
     model_idx = pd.Categorical(rows["model"].astype(str), categories=new_models["model"]).codes
-    mu = posterior_cell_mean(post, theta, des.chance, model_idx, bench_idx)
+    mu = posterior_cell_mean(post, theta, des.chance, model_idx, bench_idx,
+                             new_models["instruct"].to_numpy(float))
     return mu.reshape(n_chain, n_draw, len(rows))
 
 
