@@ -205,13 +205,13 @@ def test_numpy_and_pytensor_means_agree(ceiling, instruct_benchmark):
         assert np.all(mu <= rest[0][des.cell_bench]) and np.all(rest[0] < 1)
 
 
-def test_instruct_benchmark_needs_the_skills_instruct_shift():
-    from bayescale.spec import parse_spec
-
-    raw = dict(load_spec("skills").raw)
-    raw["skills"] = dict(raw["skills"], instruct=False, instruct_benchmark=True)
-    with pytest.raises(SpecError, match="instruct_benchmark = true needs instruct = true"):
-        parse_spec(raw)
+def test_instruct_off_switches_off_both_instruct_shifts():
+    table = simulated_table()
+    on = skills.KIND.build(small_spec(instruct_benchmark=True), table)
+    assert {"delta", "instruct_excess"} <= set(on.named_vars)
+    # the shipped spec has instruct_benchmark on; instruct = false means no shift at all
+    off = skills.KIND.build(small_spec(instruct=False), table)
+    assert not {"delta", "instruct_excess", "instruct_excess_free"} & set(off.named_vars)
 
 
 def test_ceiling_prior_must_be_a_beta_and_the_switch_a_bool():

@@ -34,7 +34,8 @@ For model ``i`` of family ``f(i)`` and sub-family ``s(i)`` the d-vector of skill
 
 With ``skills.instruct_benchmark``, each benchmark that is not an anchor also has its
 own shift of instruction-tuned models, ``g_j`` (``instruct_excess``), added to its logit
-(an anchor's instruct shift is ``delta`` itself, so its ``g`` is 0).
+(an anchor's instruct shift is ``delta`` itself, so its ``g`` is 0). It refines
+``skills.instruct``: with that off, the model has no instruct shift of either kind.
 
 An unseen family draws ``a ~ N(0, diag(sigma) R diag(sigma))`` (``R = I`` without the
 correlation) and ``u ~ N(0, 1)``: the
@@ -139,7 +140,9 @@ def _options(spec: ModelSpec) -> dict[str, Any]:
         "model_effect": bool(sk.get("model_effect", True)),
         "subfamily": bool(sk.get("subfamily", True)),
         "instruct": bool(sk.get("instruct", True)),
-        "instruct_benchmark": bool(sk.get("instruct_benchmark", False)),
+        # a refinement of the instruct shift: without it (instruct = false), none at all
+        "instruct_benchmark": bool(sk.get("instruct_benchmark", False))
+        and bool(sk.get("instruct", True)),
         # a correlation needs two skills: with d = 1 the switch has no effect
         "family_correlation": bool(sk.get("family_correlation", False)) and d > 1,
         "ceiling": bool(sk.get("ceiling", False)),
@@ -516,9 +519,6 @@ class SkillsKind:
         for key in _SWITCHES:
             if key in spec.skills and not isinstance(spec.skills[key], bool):
                 raise SpecError(f"{where}: [skills] {key} must be true or false")
-        if spec.skills.get("instruct_benchmark") and not spec.skills.get("instruct", True):
-            raise SpecError(f"{where}: [skills] instruct_benchmark = true needs instruct = "
-                            f"true (the anchors' instruct shift is the skills' delta)")
         clip = spec.skills.get("clip", 0.005)
         if isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 < clip < 0.1:
             raise SpecError(f"{where}: [skills] clip must be a number in (0, 0.1)")
