@@ -156,12 +156,13 @@ def test_design_counts_observed_cells_and_standardises():
     assert len(des.subfamilies) == 12
 
 
-@pytest.mark.parametrize(("ceiling", "instruct_benchmark"),
-                         [(False, False), (True, False), (True, True)])
-def test_numpy_and_pytensor_means_agree(ceiling, instruct_benchmark):
+@pytest.mark.parametrize(("ceiling", "instruct_benchmark", "no_ceiling"),
+                         [(False, False, []), (True, False, []), (True, True, []),
+                          (True, True, [BENCH[2]])])
+def test_numpy_and_pytensor_means_agree(ceiling, instruct_benchmark, no_ceiling):
     table = simulated_table()
     spec = small_spec(family_slope=True, ceiling=ceiling,
-                      instruct_benchmark=instruct_benchmark)
+                      instruct_benchmark=instruct_benchmark, no_ceiling=no_ceiling)
     model = skills.KIND.build(spec, table)
     des = skills.make_design(spec, table)
     rng = np.random.default_rng(3)
@@ -200,9 +201,15 @@ def test_numpy_and_pytensor_means_agree(ceiling, instruct_benchmark):
     assert np.all(mu >= des.chance[des.cell_bench])
     if ceiling:
         # the ceiling is u = c + (1 - c) f with f in (0, 1), and no mean goes above it
+        learned = [des.benchmarks.index(b) for b in des.benchmarks if b not in no_ceiling]
+        fixed = [des.benchmarks.index(b) for b in no_ceiling]
         frac = 1 / (1 + np.exp(-point["ceiling_frac_logodds__"]))
-        assert np.allclose(rest[0], des.chance + (1 - des.chance) * frac)
-        assert np.all(mu <= rest[0][des.cell_bench]) and np.all(rest[0] < 1)
+        assert frac.shape == (len(learned),)
+        assert np.allclose(rest[0][learned],
+                           des.chance[learned] + (1 - des.chance[learned]) * frac)
+        # a benchmark in no_ceiling keeps the upper asymptote 1
+        assert np.all(rest[0][fixed] == 1)
+        assert np.all(mu <= rest[0][des.cell_bench]) and np.all(rest[0][learned] < 1)
 
 
 def test_instruct_off_switches_off_both_instruct_shifts():

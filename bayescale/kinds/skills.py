@@ -48,7 +48,8 @@ Benchmark ``j`` maps skills to accuracy above its chance floor ``c_j``:
 
 with upper asymptote ``u_j = 1``, or, with ``skills.ceiling``, a learned ceiling
 ``u_j = c_j + (1 - c_j) f_j``, ``f_j ~ Beta`` (label noise, ambiguous items and strict
-scoring keep the best models of some benchmarks well below 1). A score is
+scoring keep the best models of some benchmarks well below 1); benchmarks listed in
+``skills.no_ceiling`` keep ``u_j = 1``. A score is
 ``Beta(mu_ij * phi_j, (1 - mu_ij) * phi_j)`` (per-benchmark precision ``phi_j``), or
 beta-binomial / binomial on ``round(score * n_items)`` correct answers.
 Scores are stored rounded to 0.01, so a stored 0.00 says only that the score was below
@@ -124,7 +125,7 @@ MAX_SKILLS = 6
 _OPTIONAL_PRIORS = {"tau_sub", "tau_slope", "tau_model", "delta", "phi", "family_correlation",
                     "ceiling", "instruct_benchmark"}
 _SKILL_KEYS = {"d", "anchors", "family_slope", "model_effect", "subfamily", "instruct",
-               "instruct_benchmark", "clip", "family_correlation", "ceiling"}
+               "instruct_benchmark", "clip", "family_correlation", "ceiling", "no_ceiling"}
 _SWITCHES = ("family_slope", "model_effect", "subfamily", "instruct", "instruct_benchmark",
              "family_correlation", "ceiling")
 _ALWAYS_PRIORS = {"B", "loading", "sigma_family", "intercept", "phi"}
@@ -146,6 +147,8 @@ def _options(spec: ModelSpec) -> dict[str, Any]:
         # a correlation needs two skills: with d = 1 the switch has no effect
         "family_correlation": bool(sk.get("family_correlation", False)) and d > 1,
         "ceiling": bool(sk.get("ceiling", False)),
+        # benchmarks that keep the upper asymptote 1 when the others learn a ceiling
+        "no_ceiling": list(sk.get("no_ceiling", [])),
         "clip": float(sk.get("clip", 0.005)),
         "likelihood": spec.likelihood.get("distribution", "beta"),
     }
@@ -348,6 +351,17 @@ def loading_structure(benchmarks: list[str], anchors: list[str], d: int
     return np.array(rows, int), np.array(cols, int), anchor_rows, labels
 
 
+def learned_ceilings(spec: ModelSpec, des: Design) -> list[str]:
+    """Benchmarks that learn a ceiling, in the design's order.
+
+    All but those in ``[skills] no_ceiling``; none without ``[skills] ceiling``.
+    """
+    opt = _options(spec)
+    if not opt["ceiling"]:
+        return []
+    return [b for b in des.benchmarks if b not in opt["no_ceiling"]]
+
+
 # ------------------------------------------------------- maths shared by fit and predict
 def sigmoid(v, xp):
     """Logistic function for NumPy (``xp=np``) or PyTensor (``xp=pt``)."""
@@ -519,6 +533,9 @@ class SkillsKind:
         for key in _SWITCHES:
             if key in spec.skills and not isinstance(spec.skills[key], bool):
                 raise SpecError(f"{where}: [skills] {key} must be true or false")
+        no_ceiling = spec.skills.get("no_ceiling", [])
+        if not isinstance(no_ceiling, list) or not all(isinstance(b, str) for b in no_ceiling):
+            raise SpecError(f"{where}: [skills] no_ceiling must be a list of benchmark names")
         clip = spec.skills.get("clip", 0.005)
         if isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 < clip < 0.1:
             raise SpecError(f"{where}: [skills] clip must be a number in (0, 0.1)")
@@ -628,7 +645,8 @@ class SkillsKind:
                 "derived_subfamily": des.derived,
                 "model": list(des.models["model"]), "benchmark": des.benchmarks,
                 "loading_free": labels,
-                "benchmark_free": [b for b in des.benchmarks if b not in des.anchors[:d]],
+                "benchmark_free": [b for b in des.benchmarks if b not in des.anchors],
+                "benchmark_ceiling": learned_ceilings(spec, des),
                 "cell": list(range(des.n_cells))}
 
     # ------------------------------------------------------------------ model
@@ -728,7 +746,17 @@ class SkillsKind:
             # upper asymptote u_j = c_j + (1 - c_j) f_j: the share f_j of the way from
             # chance to 1 that the benchmark's best models can reach (label noise,
             # ambiguous items, scoring that no model satisfies)
-            frac = pri["ceiling"].create("ceiling_frac", dims="benchmark")
+            learned = learned_ceilings(spec, des)
+            if len(learned) == J:
+                frac = pri["ceiling"].create("ceiling_frac", dims="benchmark")
+            else:
+                # benchmarks in [skills] no_ceiling keep u = 1 (f = 1)
+                rows_ = np.array([des.benchmarks.index(b) for b in learned], int)
+                frac = pt.ones(J)
+                if len(rows_):
+                    learned_frac = pri["ceiling"].create("ceiling_frac",
+                                                         dims="benchmark_ceiling")
+                    frac = pt.set_subtensor(frac[rows_], learned_frac)
             out["ceiling"] = pm.Deterministic("ceiling", des.chance + (1 - des.chance) * frac,
                                               dims="benchmark")
         if opt["likelihood"] != "binomial":
