@@ -219,6 +219,12 @@ def test_instruct_off_switches_off_both_instruct_shifts():
     # the shipped spec has instruct_benchmark on; instruct = false means no shift at all
     off = skills.KIND.build(small_spec(instruct=False), table)
     assert not {"delta", "instruct_excess", "instruct_excess_free"} & set(off.named_vars)
+    # every benchmark an anchor: no free shift, but the (zero) shift the summary lists
+    spec = small_spec(d=len(BENCH), instruct_benchmark=True)
+    all_anchors = skills.KIND.build(spec, table)
+    assert "instruct_excess_free" not in all_anchors.named_vars
+    assert "instruct_excess" in skills.KIND.summary_var_names(spec)
+    assert np.all(all_anchors["instruct_excess"].eval() == 0)
 
 
 def test_ceiling_prior_must_be_a_beta_and_the_switch_a_bool():

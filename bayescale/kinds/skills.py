@@ -351,6 +351,11 @@ def loading_structure(benchmarks: list[str], anchors: list[str], d: int
     return np.array(rows, int), np.array(cols, int), anchor_rows, labels
 
 
+def free_benchmarks(des: Design) -> list[str]:
+    """Benchmarks that are not anchors (free loadings, own instruct shift), in order."""
+    return [b for b in des.benchmarks if b not in des.anchors]
+
+
 def learned_ceilings(spec: ModelSpec, des: Design) -> list[str]:
     """Benchmarks that learn a ceiling, in the design's order.
 
@@ -645,7 +650,7 @@ class SkillsKind:
                 "derived_subfamily": des.derived,
                 "model": list(des.models["model"]), "benchmark": des.benchmarks,
                 "loading_free": labels,
-                "benchmark_free": [b for b in des.benchmarks if b not in des.anchors],
+                "benchmark_free": free_benchmarks(des),
                 "benchmark_ceiling": learned_ceilings(spec, des),
                 "cell": list(range(des.n_cells))}
 
@@ -732,16 +737,19 @@ class SkillsKind:
         lam = pt.set_subtensor(lam[anchor_rows, np.arange(d)], 1.0)
         out["loadings"] = pm.Deterministic("loadings", lam, dims=("benchmark", "skill"))
         out["intercept"] = pri["intercept"].create("intercept", dims="benchmark")
-        free_rows = np.array([j for j in range(J) if j not in set(anchor_rows)], int)
-        if opt["instruct_benchmark"] and len(free_rows):
+        if opt["instruct_benchmark"]:
             # a benchmark's own shift of instruction-tuned models beyond the skills' delta
             # (IFEval's format instructions, TruthfulQA's answers that chat tuning
-            # changes); 0 on the anchors, whose instruct shift IS delta
-            excess = pri["instruct_benchmark"].create("instruct_excess_free",
-                                                      dims="benchmark_free")
-            out["instruct_excess"] = pm.Deterministic(
-                "instruct_excess", pt.set_subtensor(pt.zeros(J)[free_rows], excess),
-                dims="benchmark")
+            # changes); 0 on the anchors, whose instruct shift IS delta (all 0 when
+            # every benchmark is an anchor)
+            excess = pt.zeros(J)
+            free_rows = np.array([des.benchmarks.index(b) for b in free_benchmarks(des)], int)
+            if len(free_rows):
+                free_excess = pri["instruct_benchmark"].create("instruct_excess_free",
+                                                               dims="benchmark_free")
+                excess = pt.set_subtensor(excess[free_rows], free_excess)
+            out["instruct_excess"] = pm.Deterministic("instruct_excess", excess,
+                                                      dims="benchmark")
         if opt["ceiling"]:
             # upper asymptote u_j = c_j + (1 - c_j) f_j: the share f_j of the way from
             # chance to 1 that the benchmark's best models can reach (label noise,
